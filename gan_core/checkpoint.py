@@ -1,0 +1,213 @@
+"""Checkpoints: weights (and optimiser state) in safetensors, config and metadata as JSON.
+
+The JSON travels inside the safetensors header too, so `model.safetensors` alone is a complete,
+self-describing checkpoint; `config.json` beside it is the human-readable copy. Every write goes
+to a temporary file that is renamed into place, so a crash never leaves a half-written file.
+Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from .config import TrainConfig
+from .errors import CheckpointError, GanError
+from .trainer import Trainer
+
+FORMAT = "gan-playground-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+META_KEY = "gan_playground"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_tensors(trainer: Trainer, include_optimizer: bool = True) -> dict[str, torch.Tensor]:
+    """All tensors of a run, flat: G.*, D.*, G_ema.*, and optionally optimiser state and RNG state."""
+    tensors: dict[str, torch.Tensor] = {}
+    modules = {"G": trainer.G, "D": trainer.D}
+    if trainer.G_ema is not None:
+        modules["G_ema"] = trainer.G_ema
+    for prefix, module in modules.items():
+        for name, value in module.state_dict().items():
+            tensors[f"{prefix}.{name}"] = value.detach().cpu().contiguous()
+    if include_optimizer:
+        for prefix, opt in (("opt_g", trainer.opt_g), ("opt_d", trainer.opt_d)):
+            for index, state in opt.state_dict()["state"].items():
+                for name, value in state.items():
+                    if torch.is_tensor(value):
+                        tensors[f"{prefix}.{index}.{name}"] = value.detach().cpu().contiguous()
+        tensors["rng_state"] = trainer.rng.get_state().cpu()
+    return tensors
+
+
+def run_metadata(trainer: Trainer, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The JSON metadata saved with a checkpoint."""
+    from . import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gan_core_version": __version__,
+        "config": trainer.config.to_dict(),
+        "step": trainer.step_count,
+        "seconds": round(trainer.seconds, 3),
+        "dataset": trainer.config.dataset,
+        "class_names": list(trainer.class_names),
+        "sample_shape": list(trainer.sample_shape),
+        "parameters": trainer.num_parameters,
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **(extra or {}),
+    }
+
+
+def save_checkpoint(trainer: Trainer, run_dir: str | Path, extra_meta: Optional[dict[str, Any]] = None,
+                    include_optimizer: bool = True) -> Path:
+    """Save `trainer` into `run_dir` atomically; refuses to save non-finite (diverged) weights."""
+    run_dir = Path(run_dir)
+    tensors = checkpoint_tensors(trainer, include_optimizer)
+    for name, value in tensors.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"not saving: {name} holds NaN/inf (the run diverged); the last good checkpoint is kept")
+    meta = run_metadata(trainer, extra_meta)
+    blob = save_safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
+    atomic_write_bytes(run_dir / WEIGHTS_FILE, blob)
+    atomic_write_bytes(run_dir / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    return run_dir / WEIGHTS_FILE
+
+
+def _weights_path(path: str | Path) -> Path:
+    path = Path(path)
+    weights = path / WEIGHTS_FILE if path.is_dir() else path
+    if not weights.exists():
+        raise CheckpointError(f"{path} is not a GAN Playground run: no {WEIGHTS_FILE} in it")
+    return weights
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's metadata (config, step, dataset, classes...) without loading the weights."""
+    weights = _weights_path(path)
+    try:
+        with open(weights, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = f.read(size) if 0 < size < 100_000_000 else b""
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {weights}: {exc.strerror}") from None
+    return _parse_meta(_header_metadata(size.to_bytes(8, "little") + header, weights), weights)
+
+
+def _header_metadata(blob: bytes, source: Any) -> dict[str, str]:
+    """The `__metadata__` of a safetensors header (8-byte little-endian length, then JSON)."""
+    size = int.from_bytes(blob[:8], "little") if len(blob) >= 8 else -1
+    if size <= 0 or len(blob) < 8 + size:
+        raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file")
+    try:
+        header = json.loads(blob[8:8 + size])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{source} is corrupt, or not a safetensors file (unreadable header)") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _parse_meta(header: dict[str, str], source: Any) -> dict[str, Any]:
+    if META_KEY not in header:
+        raise CheckpointError(f"{source} is a safetensors file but not a GAN Playground checkpoint (no '{META_KEY}' metadata)")
+    try:
+        meta = json.loads(header[META_KEY])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{source}: the checkpoint metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{source} is not a GAN Playground checkpoint (format {meta.get('format') if isinstance(meta, dict) else '?'!r})")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{source} was written by a newer GAN Playground (format {meta['format_version']}); update to load it")
+    return meta
+
+
+def load_checkpoint(path: str | Path, device: str = "auto") -> Trainer:
+    """Rebuild a Trainer from a run folder (or a .safetensors file). Its dataset loads only if you train on."""
+    weights = _weights_path(path)
+    try:
+        blob = weights.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {weights}: {exc.strerror}") from None
+    return trainer_from_bytes(blob, device=device, source=str(weights))
+
+
+def trainer_from_bytes(blob: bytes, device: str = "auto", source: str = "uploaded file") -> Trainer:
+    """Rebuild a Trainer from the bytes of a model.safetensors (e.g. an upload). Never unpickles."""
+    header = _header_metadata(blob, source)
+    try:
+        tensors = load_safetensors_bytes(blob)
+    except (SafetensorError, OSError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file ({_first_line(exc)})") from None
+    meta = _parse_meta(header, source)
+    try:
+        config = TrainConfig.from_dict(meta["config"]).replace(device=device)
+        trainer = Trainer(config, sample_shape=tuple(meta["sample_shape"]), class_names=tuple(meta.get("class_names", ())))
+    except (GanError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{source}: the saved config is not usable ({_first_line(exc)})") from None
+    _restore(trainer, tensors, source)
+    trainer.step_count = int(meta.get("step", 0))
+    trainer.seconds = float(meta.get("seconds", 0.0))
+    trainer.meta = meta
+    return trainer
+
+
+def _restore(trainer: Trainer, tensors: dict[str, torch.Tensor], source: str) -> None:
+    modules = {"G": trainer.G, "D": trainer.D}
+    if trainer.G_ema is not None:
+        modules["G_ema"] = trainer.G_ema if any(k.startswith("G_ema.") for k in tensors) else None
+    for prefix, module in modules.items():
+        if module is None:  # saved without EMA weights: start the average from G
+            trainer.G_ema.load_state_dict(trainer.G.state_dict())
+            continue
+        state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise CheckpointError(f"{source}: the weights do not fit the model its config describes ({prefix}: {detail})") from None
+    for prefix, opt in (("opt_g", trainer.opt_g), ("opt_d", trainer.opt_d)):
+        saved: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith(prefix + "."):
+                _, index, name = key.split(".", 2)
+                saved.setdefault(int(index), {})[name] = value.to(trainer.device) if name != "step" else value
+        if saved:
+            state = opt.state_dict()
+            state["state"] = saved
+            try:
+                opt.load_state_dict(state)
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise CheckpointError(f"{source}: optimiser state does not fit ({_first_line(exc)})") from None
+    if "rng_state" in tensors and trainer.device.type == "cpu":
+        trainer.rng.set_state(tensors["rng_state"])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

@@ -1,0 +1,197 @@
+"""Generator / discriminator pairs: a 2D toy MLP, the original MLP GAN, and DCGAN (28/32/64 px),
+each optionally conditional on a class label. No training code lives here.
+
+Every generator is called as `G(z, labels=None)` and returns samples in [-1, 1] (images) or R^2
+(toys); every discriminator as `D(x, labels=None)` and returns one raw logit / score per sample.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .config import TrainConfig
+from .errors import ConfigError
+
+
+class GanModule(nn.Module):
+    """Base class: knows its parameter count and whether it is conditional."""
+
+    num_classes: int = 0
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _join_label(self, h: Tensor, labels: Optional[Tensor], embedding: Optional[nn.Embedding]) -> Tensor:
+        """Concatenate the label embedding to a flat input (conditional models only)."""
+        if embedding is None:
+            return h
+        if labels is None:
+            raise ValueError("this model is conditional: pass labels")
+        return torch.cat([h, embedding(labels)], dim=1)
+
+
+def _mlp(sizes: list[int], act: Callable[[], nn.Module], dropout: float = 0.0) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), act()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+    return layers
+
+
+# --- 2D toy ----------------------------------------------------------------------------------
+class ToyGenerator(GanModule):
+    """z -> 3 hidden ReLU layers -> a point in R^2 (no output squashing)."""
+
+    def __init__(self, z_dim: int, width: int):
+        super().__init__()
+        self.net = nn.Sequential(*_mlp([z_dim, width, width, width], nn.ReLU), nn.Linear(width, 2))
+
+    def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return self.net(z)
+
+
+class ToyDiscriminator(GanModule):
+    """A point in R^2 -> 3 hidden LeakyReLU layers -> one logit."""
+
+    def __init__(self, width: int, dropout: float):
+        super().__init__()
+        act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        self.net = nn.Sequential(*_mlp([2, width, width, width], act, dropout), nn.Linear(width, 1))
+
+    def forward(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return self.net(x).squeeze(1)
+
+
+# --- the original MLP GAN --------------------------------------------------------------------
+class MLPGenerator(GanModule):
+    """Goodfellow et al. 2014 style: z (+ label embedding) -> w, 2w, 4w LeakyReLU -> tanh image."""
+
+    def __init__(self, z_dim: int, width: int, shape: tuple[int, ...], num_classes: int = 0, embed_dim: int = 16):
+        super().__init__()
+        self.shape, self.num_classes = shape, num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        in_dim = z_dim + (embed_dim if num_classes else 0)
+        act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        out = int(torch.tensor(shape).prod())
+        self.net = nn.Sequential(*_mlp([in_dim, width, 2 * width, 4 * width], act), nn.Linear(4 * width, out), nn.Tanh())
+
+    def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return self.net(self._join_label(z, labels, self.embed)).view(-1, *self.shape)
+
+
+class MLPDiscriminator(GanModule):
+    """Flattened image (+ label embedding) -> 4w, 2w, w LeakyReLU with dropout -> one logit."""
+
+    def __init__(self, width: int, shape: tuple[int, ...], dropout: float, num_classes: int = 0, embed_dim: int = 16):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        in_dim = int(torch.tensor(shape).prod()) + (embed_dim if num_classes else 0)
+        act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        self.net = nn.Sequential(*_mlp([in_dim, 4 * width, 2 * width, width], act, dropout), nn.Linear(width, 1))
+
+    def forward(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return self.net(self._join_label(x.flatten(1), labels, self.embed)).squeeze(1)
+
+
+# --- DCGAN -----------------------------------------------------------------------------------
+def _dcgan_plan(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(start side, number of x2 up/down-samplings) for a square image of side 28, 32 or 64."""
+    side = shape[-1]
+    plans = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
+    if side not in plans or shape[-2] != side:
+        raise ConfigError(f"dcgan supports square images of side 28, 32 or 64, not {tuple(shape)}")
+    return plans[side]
+
+
+class DCGANGenerator(GanModule):
+    """Radford et al. 2015: project z (+ label embedding), then (ConvTranspose 4x4/2, BN, ReLU)*, tanh."""
+
+    def __init__(self, z_dim: int, width: int, shape: tuple[int, ...], num_classes: int = 0, embed_dim: int = 16):
+        super().__init__()
+        self.num_classes = num_classes
+        self.start, n_up = _dcgan_plan(shape)
+        chans = [width * 2 ** (n_up - 1 - i) for i in range(n_up)] + [shape[0]]
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        in_dim = z_dim + (embed_dim if num_classes else 0)
+        self.project = nn.Sequential(nn.Linear(in_dim, chans[0] * self.start**2, bias=False))
+        self.project_norm = nn.Sequential(nn.BatchNorm2d(chans[0]), nn.ReLU(True))
+        blocks: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
+            blocks.append(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=(i == n_up - 1)))
+            blocks += [nn.BatchNorm2d(b), nn.ReLU(True)] if i < n_up - 1 else [nn.Tanh()]
+        self.net = nn.Sequential(*blocks)
+        self.channels0 = chans[0]
+
+    def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        h = self.project(self._join_label(z, labels, self.embed))
+        h = self.project_norm(h.view(-1, self.channels0, self.start, self.start))
+        return self.net(h)
+
+
+class DCGANDiscriminator(GanModule):
+    """Image (+ a label plane from an embedding, as an extra channel) -> (Conv 4x4/2, norm, LeakyReLU)* -> logit.
+
+    `norm="batch"` as in DCGAN; `"none"` for WGAN-GP, whose per-sample gradient penalty batchnorm breaks.
+    """
+
+    def __init__(self, width: int, shape: tuple[int, ...], num_classes: int = 0, dropout: float = 0.0, norm: str = "batch"):
+        super().__init__()
+        self.num_classes, self.shape = num_classes, shape
+        start, n_down = _dcgan_plan(shape)
+        self.embed = nn.Embedding(num_classes, shape[1] * shape[2]) if num_classes else None
+        chans = [shape[0] + (1 if num_classes else 0)] + [width * 2**i for i in range(n_down)]
+        blocks: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
+            blocks.append(nn.Conv2d(a, b, 4, 2, 1, bias=(i == 0 or norm != "batch")))
+            if i > 0 and norm == "batch":
+                blocks.append(nn.BatchNorm2d(b))
+            blocks.append(nn.LeakyReLU(0.2, True))
+            if dropout > 0:
+                blocks.append(nn.Dropout(dropout))
+        self.net = nn.Sequential(*blocks)
+        self.head = nn.Linear(chans[-1] * start * start, 1)
+
+    def forward(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this model is conditional: pass labels")
+            plane = self.embed(labels).view(-1, 1, self.shape[1], self.shape[2])
+            x = torch.cat([x, plane.to(x.dtype)], dim=1)
+        return self.head(self.net(x).flatten(1)).squeeze(1)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN weight init: conv/linear weights N(0, 0.02), batchnorm gamma N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def build_models(cfg: TrainConfig, shape: tuple[int, ...], num_classes: int = 0) -> tuple[GanModule, GanModule]:
+    """The (generator, discriminator) pair `cfg.arch` describes for samples of `shape`."""
+    classes = num_classes if cfg.conditional else 0
+    if cfg.conditional and not num_classes:
+        raise ConfigError(f"conditional=True needs a labelled dataset; '{cfg.dataset}' has no labels")
+    if cfg.arch == "toy":
+        return ToyGenerator(cfg.z_dim, cfg.g_width), ToyDiscriminator(cfg.d_width, cfg.dropout)
+    if cfg.arch == "mlp":
+        return (MLPGenerator(cfg.z_dim, cfg.g_width, shape, classes, cfg.embed_dim),
+                MLPDiscriminator(cfg.d_width, shape, cfg.dropout, classes, cfg.embed_dim))
+    if cfg.arch == "dcgan":
+        g = DCGANGenerator(cfg.z_dim, cfg.g_width, shape, classes, cfg.embed_dim)
+        d = DCGANDiscriminator(cfg.d_width, shape, classes, cfg.dropout, norm="none" if cfg.loss == "wgan-gp" else "batch")
+        g.apply(dcgan_init)
+        d.apply(dcgan_init)
+        return g, d
+    raise ConfigError(f"arch must be one of toy, mlp, dcgan; got {cfg.arch!r}")

@@ -1,0 +1,87 @@
+"""A run folder on disk: metrics.csv, sample PNGs at intervals, periodic atomic checkpoints.
+
+Used by the CLI and by the app's training jobs, so both leave the same kind of folder:
+    RUN/model.safetensors  RUN/config.json  RUN/metrics.csv  RUN/samples/step_000100.png ...
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Optional
+
+from PIL import Image
+
+from .checkpoint import WEIGHTS_FILE, save_checkpoint
+from .errors import GanError
+from .images import grid_image, scatter_image
+from .trainer import GRID_COLUMNS, StepRecord, Trainer
+
+METRICS_FILE = "metrics.csv"
+SAMPLES_DIR = "samples"
+RECORD_FIELDS = [f.name for f in fields(StepRecord)]
+
+
+def snapshot_image(trainer: Trainer) -> Image.Image:
+    """The fixed-noise picture of a run right now: an image grid, or real vs fake points for 2D toys."""
+    fake = trainer.sample_fixed()
+    if trainer.spec.kind == "points":
+        real, _ = trainer.data.sample_real(len(fake))
+        return scatter_image(fake, real)
+    return grid_image(fake, nrow=GRID_COLUMNS, scale=2 if fake.shape[-1] <= 32 else 1)
+
+
+class RunWriter:
+    """Writes one run folder. `resume=False` refuses to overwrite a folder that already holds a run."""
+
+    def __init__(self, trainer: Trainer, out_dir: str | Path, resume: bool = False, checkpoint_seconds: float = 60.0):
+        self.trainer = trainer
+        self.out = Path(out_dir)
+        if (self.out / WEIGHTS_FILE).exists() and not resume:
+            raise GanError(f"{self.out} already holds a run: choose another folder, or resume it")
+        (self.out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        new_file = not (self.out / METRICS_FILE).exists()
+        self._metrics = open(self.out / METRICS_FILE, "a", newline="")
+        self._csv = csv.DictWriter(self._metrics, fieldnames=RECORD_FIELDS)
+        if new_file:
+            self._csv.writeheader()
+        self.checkpoint_seconds = checkpoint_seconds
+        self._last_checkpoint = time.monotonic()
+        self._last_flush = time.monotonic()
+        self.last_record: Optional[StepRecord] = None
+
+    def record(self, rec: StepRecord) -> None:
+        """Append one step to metrics.csv; snapshot and checkpoint when they are due."""
+        self.last_record = rec
+        self._csv.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in rec.to_dict().items()})
+        now = time.monotonic()
+        if now - self._last_flush > 1.0:
+            self._metrics.flush()
+            self._last_flush = now
+        if rec.step % self.trainer.config.snapshot_every == 0:
+            self.snapshot()
+        if now - self._last_checkpoint > self.checkpoint_seconds:
+            self.checkpoint()
+
+    def snapshot(self) -> Path:
+        """Write the fixed-noise grid as samples/step_NNNNNN.png (and samples/latest.png)."""
+        img = snapshot_image(self.trainer)
+        path = self.out / SAMPLES_DIR / f"step_{self.trainer.step_count:06d}.png"
+        img.save(path)
+        img.save(self.out / SAMPLES_DIR / "latest.png")
+        return path
+
+    def checkpoint(self, extra_meta: Optional[dict[str, Any]] = None) -> Path:
+        """Save the checkpoint now (atomic), with the last record as the run's final numbers."""
+        self._metrics.flush()
+        meta = {"last_record": self.last_record.to_dict() if self.last_record else None, **(extra_meta or {})}
+        path = save_checkpoint(self.trainer, self.out, meta)
+        self._last_checkpoint = time.monotonic()
+        return path
+
+    def close(self) -> None:
+        """Flush and close metrics.csv."""
+        if not self._metrics.closed:
+            self._metrics.close()
