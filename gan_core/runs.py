@@ -1,0 +1,216 @@
+"""Saved runs on disk: listing (with bundled pretrained generators), naming, rename, delete, upload.
+
+A run is a folder holding `model.safetensors` (+ `config.json`), as written by RunWriter. Only
+folders directly inside the runs folder can be renamed or deleted; pretrained ones are read-only.
+Uploads are checked as safetensors checkpoints and never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_metadata, save_checkpoint, trainer_from_bytes
+from .errors import CheckpointError, GanError
+from .paths import ASSETS_DIR, runs_dir
+
+PRETRAINED_DIR = ASSETS_DIR / "pretrained"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib", ".npy", ".npz")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One saved run or pretrained generator, described by its checkpoint metadata."""
+
+    path: Path
+    name: str
+    source: str  # "pretrained" or "saved"
+    meta: dict[str, Any] = field(repr=False)
+    mtime: float  # modification time of model.safetensors (a cache key for loaded models)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's TrainConfig as a dict."""
+        return self.meta.get("config", {})
+
+    @property
+    def dataset(self) -> str:
+        """Dataset name, e.g. 'mnist-5k'."""
+        return str(self.meta.get("dataset", self.config.get("dataset", "?")))
+
+    @property
+    def is_points(self) -> bool:
+        """True for 2D toy runs."""
+        return list(self.meta.get("sample_shape", [])) == [2]
+
+    @property
+    def conditional(self) -> bool:
+        """True if the generator can be asked for a class."""
+        return bool(self.config.get("conditional")) and bool(self.meta.get("class_names"))
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names of a conditional run (else empty)."""
+        return list(self.meta.get("class_names", [])) if self.conditional else []
+
+    @property
+    def step(self) -> int:
+        """Training steps done."""
+        return int(self.meta.get("step", 0))
+
+    @property
+    def owner(self) -> str:
+        """The app session that trained or uploaded it ('' for the command line and pretrained)."""
+        return str(self.meta.get("owner", ""))
+
+    @property
+    def label(self) -> str:
+        """A one-line description for pickers."""
+        kind = "pretrained" if self.source == "pretrained" else f"step {self.step:,}"
+        cond = " conditional" if self.conditional else ""
+        return f"{self.name} — {self.config.get('arch', '?')}{cond} on {self.dataset}, {kind}"
+
+
+def pretrained_dir() -> Path:
+    """Where bundled pretrained generators live (assets/pretrained/<name>/)."""
+    return PRETRAINED_DIR
+
+
+def _read(folder: Path, source: str) -> Optional[RunInfo]:
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        return None
+    try:
+        meta = read_metadata(folder)
+    except CheckpointError:
+        return None
+    return RunInfo(folder, folder.name, source, meta, weights.stat().st_mtime)
+
+
+def list_runs(root: Optional[Path] = None, include_pretrained: bool = True) -> list[RunInfo]:
+    """Pretrained generators (by name), then saved runs (newest first). Unreadable folders are skipped."""
+    found: list[RunInfo] = []
+    if include_pretrained and pretrained_dir().is_dir():
+        for folder in sorted(pretrained_dir().iterdir()):
+            info = _read(folder, "pretrained") if folder.is_dir() else None
+            if info:
+                found.append(info)
+    root = Path(root) if root is not None else runs_dir()
+    saved = []
+    if root.is_dir():
+        for folder in root.iterdir():
+            info = _read(folder, "saved") if folder.is_dir() and not folder.name.startswith(".") else None
+            if info:
+                saved.append(info)
+    saved.sort(key=lambda r: r.mtime, reverse=True)
+    return found + saved
+
+
+def visible_runs(runs: Iterable[RunInfo], session: str, include_others: bool = False) -> list[RunInfo]:
+    """The runs a session sees: pretrained, command-line runs, its own; others' only if asked."""
+    return [r for r in runs if include_others or r.source == "pretrained" or not r.owner or r.owner == session]
+
+
+def check_name(name: str) -> str:
+    """A valid run folder name (letters, digits, '.', '_', '-'; up to 64), or a GanError saying so."""
+    name = name.strip()
+    if not NAME_PATTERN.match(name):
+        raise GanError("a run name uses letters, digits, '.', '_' and '-' only (1 to 64 characters, not starting with '.')")
+    return name
+
+
+def new_run_dir(base: str, root: Optional[Path] = None) -> Path:
+    """A fresh, not yet existing folder name in the runs folder, e.g. runs/ring8-20240101-120000-a1b2."""
+    root = Path(root) if root is not None else runs_dir()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.")[:40] or "run"
+    while True:
+        folder = root / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        if not folder.exists():
+            return folder
+
+
+def _editable(path: Path, root: Path, busy: Iterable[Path]) -> Path:
+    path, root = Path(path).resolve(), Path(root).resolve()
+    if path.parent != root:
+        raise GanError(f"{path.name} is not a saved run in {root} (pretrained generators are read-only)")
+    if path in {Path(b).resolve() for b in busy}:
+        raise GanError(f"{path.name} is training right now: stop it first")
+    if not (path / WEIGHTS_FILE).is_file():
+        raise GanError(f"{path.name} is not a run folder (no {WEIGHTS_FILE})")
+    return path
+
+
+def rename_run(path: Path, new_name: str, root: Optional[Path] = None, busy: Iterable[Path] = ()) -> Path:
+    """Rename a saved run's folder; returns the new path."""
+    root = Path(root) if root is not None else runs_dir()
+    path = _editable(path, root, busy)
+    target = path.parent / check_name(new_name)
+    if target == path:
+        return path
+    if target.exists():
+        raise GanError(f"a run called {target.name!r} already exists")
+    path.rename(target)
+    return target
+
+
+def delete_run(path: Path, root: Optional[Path] = None, busy: Iterable[Path] = ()) -> None:
+    """Delete a saved run's folder (checkpoint, metrics, samples)."""
+    root = Path(root) if root is not None else runs_dir()
+    shutil.rmtree(_editable(path, root, busy))
+
+
+def refusal_reason(filename: str) -> Optional[str]:
+    """Why an uploaded file is refused (None if its type is accepted: .safetensors or .json)."""
+    suffix = Path(filename).suffix.lower()
+    if suffix in (".safetensors", ".json"):
+        return None
+    if suffix in PICKLE_SUFFIXES:
+        return (f"{filename}: refused. {suffix} files are Python pickles, which can run code when opened, so they are "
+                f"never loaded here; upload the run's {WEIGHTS_FILE} (safetensors) instead")
+    if suffix in (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"):
+        return f"{filename}: refused. This is an image, not a checkpoint; upload a run's {WEIGHTS_FILE}"
+    return f"{filename}: refused. Only a {WEIGHTS_FILE} checkpoint (and optionally its {CONFIG_FILE}) can be uploaded"
+
+
+def import_upload(files: list[tuple[str, bytes]], owner: str = "", root: Optional[Path] = None,
+                  name: str = "") -> tuple[Path, list[str]]:
+    """Check uploaded files and save them as a new run. Returns (run folder, notes).
+
+    Accepts exactly one .safetensors checkpoint and optionally one .json (its config.json, only
+    checked: the checkpoint carries its own metadata). Raises GanError with every reason on refusal."""
+    reasons = [r for r in (refusal_reason(f) for f, _ in files) if r]
+    weights = [(f, b) for f, b in files if f.lower().endswith(".safetensors")]
+    configs = [(f, b) for f, b in files if f.lower().endswith(".json")]
+    if not reasons and len(weights) != 1:
+        reasons.append(f"upload exactly one .safetensors checkpoint (got {len(weights)})" if weights
+                       else f"a {CONFIG_FILE} alone holds no weights: upload the run's {WEIGHTS_FILE} (it carries its config)")
+    if not reasons and len(configs) > 1:
+        reasons.append(f"upload at most one {CONFIG_FILE}")
+    if reasons:
+        raise GanError("; ".join(reasons))
+    filename, blob = weights[0]
+    trainer = trainer_from_bytes(blob, device="cpu", source=filename)
+    meta = dict(trainer.meta)
+    notes = []
+    if configs:
+        cfg_name, cfg_blob = configs[0]
+        try:
+            given = json.loads(cfg_blob.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise GanError(f"{cfg_name}: not valid JSON") from None
+        given_config = given.get("config", given) if isinstance(given, dict) else None
+        if given_config != meta.get("config"):
+            notes.append(f"{cfg_name} differs from the config stored inside {filename}; the checkpoint's own config is used")
+    stem = Path(filename).stem
+    base = check_name(name) if name else stem if stem != "model" else f"upload-{meta.get('dataset', 'run')}"
+    folder = new_run_dir(base, root)
+    # Re-saved from the checked tensors (never the raw bytes), with the owner in the header metadata.
+    save_checkpoint(trainer, folder, {**meta, "owner": owner, "uploaded_from": filename})
+    return folder, notes

@@ -1,0 +1,69 @@
+"""Home: what a GAN is, the objective, and where to go next."""
+
+import streamlit as st
+
+import ui
+from gan_core import PRESETS
+from gan_core.paths import ASSETS_DIR
+
+ui.require_router("home")
+st.title("GAN Playground", anchor=False)
+st.markdown("#### Watch a counterfeiter and the police teach each other, live in your browser.")
+
+left, right = st.columns([1, 1.35], gap="large")
+with left:
+    st.markdown(
+        """
+A **generative adversarial network** is two neural networks in a contest:
+
+- The **generator G** is a *counterfeiter*. It turns random noise **z** into fake "bills" (images, or points).
+- The **discriminator D** is the *police*. It looks at a bill and says how likely it is real.
+
+They train in turns. The police learn to catch the fakes; the counterfeiter learns, from the police's
+own judgement, how to make fakes that pass. Neither sees the rules of the other: each only gets the
+gradient of its own loss. When the counterfeiter wins completely, the police can only guess: every
+bill looks real with probability ½.
+"""
+    )
+with right:
+    st.image(str(ASSETS_DIR / "gan_diagram.svg"), width="stretch")
+
+st.subheader("The game in one line", anchor=False)
+st.latex(r"\min_G \max_D \; V(D, G) = \mathbb{E}_{x \sim p_\text{data}}\big[\log D(x)\big]"
+         r" + \mathbb{E}_{z \sim p_z}\big[\log\big(1 - D(G(z))\big)\big]")
+st.markdown(
+    "D pushes both terms up (say *real* to real bills, *fake* to fakes); G pushes the second one down. "
+    "In practice G maximises $\\log D(G(z))$ instead (the **non-saturating** loss, `bce` here): the original "
+    "$\\log(1 - D(G(z)))$ gives G almost no gradient exactly when the police are winning. The "
+    "`ring8-saturating` lesson shows what that does."
+)
+
+st.subheader("Try it", anchor=False)
+cards = [
+    (ui.PAGES["train"], "Train", ":material/model_training:",
+     "Pick a preset, press Start, and watch the losses, the samples and the police's verdicts update every second."),
+    (ui.PAGES["lab"], "2D lab", ":material/scatter_plot:",
+     "A GAN on 2D points: D's decision surface, and arrows showing where G's gradient pushes each fake. "
+     "Step through one update at a time."),
+    (ui.PAGES["latent"], "Latent explorer", ":material/gesture:",
+     "Walk between two points of the noise space and watch one drawing morph into another. Save the walk as a GIF."),
+    (ui.PAGES["class"], "Class control", ":material/category:",
+     "With a conditional GAN, choose the class to draw: same style, another digit or garment."),
+    (ui.PAGES["runs"], "Runs", ":material/folder_open:",
+     "Your saved runs: numbers, downloads, rename, delete, upload a checkpoint."),
+]
+cols = st.columns(len(cards))
+for col, (page, title, icon, text) in zip(cols, cards):
+    with col.container(border=True, height="stretch"):
+        st.page_link(page, label=f"**{title}**", icon=icon)
+        st.caption(text)
+
+lessons = [p for p in PRESETS.values() if p.lesson]
+with st.expander("Lessons for the classroom: presets that fail on purpose"):
+    for p in lessons:
+        st.markdown(f"- **`{p.name}`**: {p.description.removeprefix('LESSON: ')}. *Watch:* {p.lesson}.")
+    st.caption("Choose them from the Preset box on the Train page (2D ones also in the 2D lab).")
+
+counts = ui.manager().counts()
+st.caption(f"Running on **{ui.device_text()}**. This server trains up to {counts['max_jobs']} run(s) at once; "
+           "further runs wait in a queue. Each browser tab has its own run.")

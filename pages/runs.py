@@ -1,0 +1,150 @@
+"""Runs: saved runs with their settings and final numbers; open, download, rename, delete, upload."""
+
+import csv
+import json
+from pathlib import Path
+
+import streamlit as st
+
+import charts
+import ui
+from gan_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from gan_core.errors import GanError
+from gan_core.runner import METRICS_FILE
+from gan_core.runs import delete_run, import_upload, rename_run
+
+ui.require_router("runs")
+st.title("Runs", anchor=False)
+st.caption("A run is saved when it finishes or is stopped, and every 20 seconds while it trains (so a crash or a "
+           "divergence keeps the last good checkpoint). Checkpoints are safetensors files with their settings inside.")
+
+ui.show_flash()
+show_all = st.toggle("Show runs of other sessions", key="runs_show_all",
+                     help="Runs trained in other browser sessions on this server are hidden unless you ask for them.")
+runs = ui.runs_for_session(include_others=show_all)
+job = ui.current_job()
+if job is not None and job.state.active:
+    st.caption(f"Your run **{job.name}** is training; it is listed here once stopped.")
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def sample_png(path: str, mtime: float) -> bytes:
+    """64 samples of a run (or a scatter of 2D points), reproducible."""
+    loaded = ui.load_run(path, mtime)
+    with loaded.lock:
+        return ui.png(ui.samples_picture(loaded.trainer, n=64, seed=0))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def metrics_history(path: str, mtime: float) -> dict:
+    """The run's metrics.csv as plot columns (decimated)."""
+    file = Path(path) / METRICS_FILE
+    if not file.is_file():
+        return {}
+    with open(file, newline="") as f:
+        return charts.history_from_csv_rows(list(csv.DictReader(f)))
+
+
+def numbers(run) -> dict:
+    """Final numbers of a run, for the table."""
+    last = run.meta.get("last_record") or {}
+    final = run.meta.get("final_metrics") or {}
+    quality = ""
+    if "fcd" in final:
+        quality = f"FCD {final['fcd']:.1f}, {final['classes_covered']}/10 classes"
+    elif "modes_covered" in final:
+        quality = f"{final['modes_covered']}/{final['n_modes']} modes"
+    return {
+        "Name": run.name, "By": ui.owner_text(run), "Dataset": run.dataset,
+        "Model": f"{run.config.get('arch', '?')}{' (cond.)' if run.conditional else ''}", "Loss": run.config.get("loss", "?"),
+        "Steps": run.step, "Minutes": round(float(run.meta.get("seconds", 0)) / 60, 1),
+        "D loss": last.get("loss_d"), "G loss": last.get("loss_g"), "D(x)": last.get("d_real"), "D(G(z))": last.get("d_fake"),
+        "Quality": quality, "Status": run.meta.get("status", "saved"), "Saved": str(run.meta.get("saved_at", ""))[:16].replace("T", " "),
+    }
+
+
+if not runs:
+    st.info("No saved runs yet. Train one on the **Train** page; it is listed here when it stops.", icon=":material/info:")
+else:
+    st.dataframe([numbers(r) for r in runs], hide_index=True, width="stretch",
+                 column_config={"D loss": st.column_config.NumberColumn(format="%.3f"),
+                                "G loss": st.column_config.NumberColumn(format="%.3f"),
+                                "D(x)": st.column_config.NumberColumn(format="%.2f"),
+                                "D(G(z))": st.column_config.NumberColumn(format="%.2f")})
+    run = ui.run_picker(runs, key="runs_selected", label="Run")
+    path = str(run.path)
+    picture, details = st.columns([1, 1.4], gap="large")
+    with picture:
+        st.image(sample_png(path, run.mtime), caption=f"64 samples from {run.name} (seed 0)", width="stretch")
+    with details:
+        history = metrics_history(path, run.mtime)
+        if history:
+            st.plotly_chart(charts.loss_figure(history, 240), key="runs_loss", config={"displayModeBar": False})
+        with st.expander("Settings (config)"):
+            st.json(run.config)
+        with st.expander("Everything saved with it (metadata)"):
+            st.json({k: v for k, v in run.meta.items() if k != "config"})
+
+    c = st.columns(5)
+    if c[0].button("Latent explorer", icon=":material/gesture:", help="Open this run in the Latent explorer.",
+                   disabled=run.is_points, width="stretch"):
+        ui.set_session_value("selected_run", path)
+        st.switch_page(ui.PAGES["latent"])
+    if c[1].button("Class control", icon=":material/category:", help="Open this run in Class control.",
+                   disabled=not run.conditional, width="stretch"):
+        ui.set_session_value("selected_run", path)
+        st.switch_page(ui.PAGES["class"])
+    c[2].download_button("Checkpoint", lambda: (run.path / WEIGHTS_FILE).read_bytes(), file_name=f"{run.name}.safetensors",
+                         mime="application/octet-stream", icon=":material/download:", width="stretch",
+                         help="model.safetensors: the weights, with the settings inside its header.")
+    c[3].download_button("Settings", lambda: json.dumps(run.meta, indent=2), file_name=f"{run.name}-{CONFIG_FILE}",
+                         mime="application/json", icon=":material/download:", width="stretch")
+    c[4].download_button("Sample grid", sample_png(path, run.mtime), file_name=f"{run.name}-samples.png",
+                         mime="image/png", icon=":material/download:", width="stretch")
+
+    if run.source == "saved":
+        busy = ui.manager().active_run_dirs()
+        with st.expander("Rename or delete"):
+            c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+            new_name = c1.text_input("New name", value=run.name, key=f"rename_{run.name}")
+            if c2.button("Rename", icon=":material/edit:", width="stretch"):
+                try:
+                    ui.set_session_value("selected_run", str(rename_run(run.path, new_name, busy=busy)))
+                    st.rerun()
+                except GanError as exc:
+                    st.error(str(exc))
+            confirming = ui.session_value("confirm_delete", "") == path
+            if not confirming:
+                if st.button("Delete this run", icon=":material/delete:"):
+                    ui.set_session_value("confirm_delete", path)
+                    st.rerun()
+            else:
+                st.warning(f"Delete **{run.name}** for good: its checkpoint, metrics and samples?", icon=":material/warning:")
+                y, n, _ = st.columns([1, 1, 3])
+                if y.button("Yes, delete it", type="primary", icon=":material/delete_forever:"):
+                    ui.set_session_value("confirm_delete", "")
+                    try:
+                        delete_run(run.path, busy=busy)
+                        ui.flash(f"Deleted {run.name}.")
+                        st.rerun()
+                    except GanError as exc:
+                        st.error(str(exc))
+                if n.button("Cancel"):
+                    ui.set_session_value("confirm_delete", "")
+                    st.rerun()
+
+st.subheader("Upload a checkpoint", anchor=False)
+st.caption(f"A run's **{WEIGHTS_FILE}** (optionally with its {CONFIG_FILE}). Only safetensors is accepted: pickled "
+           "PyTorch files (.pt, .pth, .ckpt) can run code when opened and are refused.")
+upload_key = f"runs_upload_{ui.session_value('upload_round', 0)}"  # a new key empties the uploader after an import
+files = st.file_uploader("Checkpoint files", accept_multiple_files=True, key=upload_key, label_visibility="collapsed")
+if files and st.button("Add to my runs", icon=":material/upload:"):
+    try:
+        folder, notes = import_upload([(f.name, f.getvalue()) for f in files], owner=ui.session_id())
+    except GanError as exc:
+        st.error(str(exc), icon=":material/block:")
+    else:
+        ui.set_session_value("selected_run", str(folder))
+        ui.set_session_value("upload_round", ui.session_value("upload_round", 0) + 1)
+        ui.flash(" ".join([f"Added as **{folder.name}**."] + notes), "warning" if notes else "success")
+        st.rerun()

@@ -1,0 +1,89 @@
+"""Train: choose a preset or tune it, start, and watch the run learn (polled every second)."""
+
+import streamlit as st
+
+import ui
+from gan_core import PRESETS
+from gan_core.data import DATASETS
+from gan_core.jobs import JobState
+
+PREFIX = "train"
+
+ui.require_router("train")
+st.title("Train", anchor=False)
+st.caption("Choose a preset (or tune it), press **Start**, and watch the counterfeiter (G) learn against the police (D). "
+           "Training runs on the server in the background: you can switch pages and come back.")
+
+job = ui.current_job()
+view = job.view() if job else None
+active = view is not None and view.active
+
+with st.expander("Setup" if not active else f"Setup (the run **{view.name}** is using it)", expanded=not active,
+                 icon=":material/tune:"):
+    preset = ui.preset_picker(PREFIX, list(PRESETS), default="mnist-dcgan")
+    values = ui.config_form(PREFIX)
+    spec = DATASETS.get(values.get("dataset", ""))
+    if spec is not None and spec.source == "download":
+        st.info(f"**{spec.name}** ({spec.download_mb} MB) is downloaded the first time it is used. "
+                "Without internet, use the bundled **mnist-5k** instead.", icon=":material/cloud_download:")
+
+c1, c2, _ = st.columns([1, 1.3, 3], vertical_alignment="center")
+start = c1.button("Start", type="primary", icon=":material/play_arrow:", disabled=active, width="stretch",
+                  help="Check the settings and start training." if not active else "Stop the current run first.")
+paused = c2.toggle("Start paused", key="train_start_paused", help="Start, then move one step at a time with Step.")
+if ui.session_value("train_fallback", False):  # "use mnist-5k instead" was pressed
+    ui.set_session_value("train_fallback", False)
+    start = True
+if start and not active:
+    if ui.start_job(preset, values, start_paused=paused):
+        st.rerun()
+
+if view is None:
+    st.info("No run yet. The presets are ready to go: **mnist-dcgan** shows digits appearing within a minute on a CPU; "
+            "**ring8** trains on 2D points in seconds.", icon=":material/arrow_upward:")
+    st.stop()
+
+
+def use_bundled_mnist() -> None:
+    """The dataset could not be downloaded: switch the form to mnist-5k and start again."""
+    ui.set_session_value(f"{PREFIX}_dataset", "mnist-5k")
+    ui.set_session_value("train_fallback", True)
+
+
+def dashboard() -> None:
+    job = ui.current_job()
+    if job is None:
+        return
+    ui.heartbeat()
+    view = job.view()
+    ui.rerun_if_ended(view, PREFIX)
+    st.markdown(f"### {view.name}")
+    ui.job_controls(job, view, PREFIX)
+    view = job.view()  # after a command
+    ui.status_banner(view)
+    if view.state == JobState.FAILED and view.error_kind == "data":
+        st.button("Train on the bundled mnist-5k instead", icon=":material/inventory_2:", on_click=use_bundled_mnist)
+    if view.step == 0 and view.state in (JobState.QUEUED, JobState.LOADING):
+        return
+    ui.stats_row(view)
+    left, right = st.columns([1, 1.25], gap="medium")
+    with left:
+        if view.kind == "points":
+            ui.lab_panel(view, PREFIX, height=470, options=False)
+        else:
+            st.markdown("**The counterfeiter's bills** (fixed noise)")
+            ui.samples_panel(view, PREFIX)
+    with right:
+        ui.charts_panel(view, PREFIX, height=250)
+    if view.kind == "points":
+        v = view.verdict
+        if v is not None:
+            st.caption(f"**The police's verdict** on a fresh batch: {v.fake_pass_share:.0%} of the generated points pass as real, "
+                       f"{v.real_pass_share:.0%} of the real ones are recognised. Green background: D says *real*; "
+                       "violet: D says *fake*. The **2D lab** page shows this plane larger, with slow motion.")
+    else:
+        ui.verdict_panel(view)
+
+
+ui.live_fragment(dashboard, active)
+ui.quality_fragment(PREFIX, active)

@@ -1,0 +1,156 @@
+"""End to end in headless Chromium: train a 2D toy live, watch it update, stop it; move the latent
+slider; two sessions at once; a screenshot of every page for review."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+import pytest
+
+STEP_METRIC = "[data-testid=stMetric]:has-text('Step') [data-testid=stMetricValue]"
+
+
+def open_app(page, url: str, path: str = "", heading: str = "") -> None:
+    """Load a page of the app and wait until its title is shown."""
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", name=heading or re.compile(".+"), level=1).first.wait_for()
+
+
+def screenshot(page, folder, name: str) -> None:
+    """A full-length screenshot (Streamlit scrolls inside its own container, so grow the viewport)."""
+    width = page.viewport_size["width"]
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], section')]"
+                           ".map(e => e.scrollHeight), 800)")
+    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 4000)})
+    time.sleep(0.6)
+    page.screenshot(path=str(folder / f"{name}.png"))
+    page.set_viewport_size({"width": width, "height": 1000})
+
+
+def digest(page, selector: str) -> str:
+    """A hash of an element's rendered DOM (e.g. the points of a plotly chart)."""
+    html = page.locator(selector).first.inner_html()
+    return hashlib.sha1(html.encode()).hexdigest()
+
+
+def current_step(page) -> int:
+    return int(page.locator(STEP_METRIC).first.inner_text().replace(",", ""))
+
+
+def wait_for_step_above(page, step: int, timeout: float = 15.0) -> int:
+    """Wait until the page shows a step counter above `step` (polls every second); returns it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = current_step(page)
+        if now > step:
+            return now
+        time.sleep(0.25)
+    raise AssertionError(f"the step counter stayed at {step} for {timeout:.0f} s")
+
+
+def start_run(page, url: str, preset: str) -> str:
+    """Open Train with a preset, press Start, wait for training; returns the run's name."""
+    open_app(page, url, f"train?preset={preset}", "Train")
+    page.get_by_role("button", name="Start", exact=True).click()
+    name = page.locator("h3", has_text=preset).first
+    name.wait_for()
+    return name.inner_text().strip()
+
+
+def test_train_a_2d_toy_live_then_stop(page, app_url, screenshots):
+    run_name = start_run(page, app_url, "ring8")
+    page.locator(STEP_METRIC).first.wait_for()
+    page.locator(".js-plotly-plot").nth(2).wait_for()  # the 2D plot, the losses, the police's verdicts
+    lab_plot = ".js-plotly-plot >> nth=0"
+    loss_plot = ".js-plotly-plot >> nth=1"
+    seen: dict[str, set] = {"step": set(), "2D plot": set(), "loss chart": set()}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and min(len(v) for v in seen.values()) < 3:
+        seen["step"].add(current_step(page))
+        seen["2D plot"].add(digest(page, lab_plot))
+        seen["loss chart"].add(digest(page, loss_plot))
+        time.sleep(0.5)
+    changes = {name: len(values) - 1 for name, values in seen.items()}
+    assert min(changes.values()) >= 2, f"each must update at least twice while training: {changes}"
+    screenshot(page, screenshots, "train-ring8-running")
+
+    # Switching pages neither kills nor duplicates the run.
+    page.get_by_role("link", name="2D lab").click()
+    page.get_by_role("heading", name="2D lab", level=1).wait_for()
+    page.locator("h3", has_text=run_name).wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    time.sleep(2)
+    screenshot(page, screenshots, "lab-ring8-running")
+    page.get_by_role("link", name="Train").click()
+    page.locator("h3", has_text=run_name).wait_for()
+    page.reload()  # a reload is a new app session: the browser's cookie finds the same run again
+    page.locator("h3", has_text=run_name).wait_for()
+    wait_for_step_above(page, current_step(page))  # the run kept training across the page switch
+    assert page.locator("h3", has_text="ring8-").count() == 1
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("Saved as").wait_for()
+    assert page.get_by_role("button", name="Start", exact=True).is_enabled()
+
+
+def test_latent_slider_changes_the_image(page, app_url, screenshots):
+    open_app(page, app_url, "latent", "Latent explorer")
+    image = page.locator("[data-testid=stImage] img").first
+    image.wait_for()
+    before = image.get_attribute("src")
+    thumb = page.locator("[data-testid=stSlider]", has_text="Position between").get_by_role("slider")
+    thumb.focus()
+    started = time.monotonic()
+    page.keyboard.press("End")
+    page.wait_for_function("([el, old]) => el.getAttribute('src') !== old", arg=[image.element_handle(), before], timeout=15_000)
+    latency = time.monotonic() - started
+    print(f"\nlatent slider: image updated {latency * 1000:.0f} ms after the key press")
+    assert image.get_attribute("src") != before
+    assert page.get_by_text("t = 1.00").count() == 1
+    assert page.get_by_role("button", name="Download the walk (GIF)").is_visible()
+    screenshot(page, screenshots, "latent-explorer")
+
+
+def test_two_sessions_at_once(browser, app_url, screenshots):
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    try:
+        first, second = (c.new_page() for c in contexts)
+        for p in (first, second):
+            p.set_default_timeout(60_000)
+        first_run = start_run(first, app_url, "ring8")
+        first.locator(STEP_METRIC).first.wait_for()
+        second_run = start_run(second, app_url, "grid25")
+        assert first_run != second_run
+        # One training slot (GAN_MAX_JOBS=1): the second session is visibly queued...
+        second.get_by_text("Queued, position 1").wait_for()
+        screenshot(second, screenshots, "train-queued")
+        # ...and neither page shows the other's run.
+        assert second.get_by_text(first_run).count() == 0
+        assert first.get_by_text(second_run).count() == 0
+        first.get_by_role("button", name="Stop", exact=True).click()
+        first.get_by_text("Saved as").wait_for()
+        # The slot frees up and the queued run starts by itself.
+        second.locator(STEP_METRIC).first.wait_for(timeout=30_000)
+        wait_for_step_above(second, current_step(second))
+        second.get_by_role("button", name="Stop", exact=True).click()
+        second.get_by_text("Saved as").wait_for()
+        # Saved runs stay private too: the second session's run list has its own run, not the first's.
+        open_app(second, app_url, "runs", "Runs")
+        second.locator("[data-testid=stSelectbox]", has_text="Run").click()
+        options = second.get_by_role("option").all_inner_texts()
+        assert any(second_run in o for o in options), options
+        assert not any(first_run in o for o in options), options
+    finally:
+        for c in contexts:
+            c.close()
+
+
+@pytest.mark.parametrize("path,heading", [("", "GAN Playground"), ("train", "Train"), ("lab", "2D lab"),
+                                          ("class_control", "Class control"), ("runs", "Runs")])
+def test_screenshot_every_page(page, app_url, screenshots, path, heading):
+    open_app(page, app_url, path, heading)
+    time.sleep(1.5)
+    assert page.locator("[data-testid=stException]").count() == 0
+    screenshot(page, screenshots, f"page-{path or 'home'}")

@@ -1,0 +1,280 @@
+"""The Streamlit app through AppTest: every page renders, bad settings are refused, a tiny run trains,
+conditional runs list their classes, uploads are checked. (AppTest runs no timers: the tests wait for
+the training job themselves and call `at.run()` again.)"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from pathlib import Path
+
+import pytest
+
+from gan_core import get_preset, jobs
+from gan_core.checkpoint import WEIGHTS_FILE, save_checkpoint
+from gan_core.errors import CheckpointError, GanError
+from gan_core.jobs import JobManager, JobState
+from gan_core.paths import runs_dir
+from gan_core.runs import delete_run, import_upload, list_runs, rename_run
+from gan_core.trainer import Trainer
+
+APP = str(Path(__file__).resolve().parents[1] / "playground.py")
+PAGES = ["pages/home.py", "pages/train.py", "pages/lab.py", "pages/latent.py", "pages/class_control.py", "pages/runs.py"]
+
+
+@pytest.fixture(autouse=True)
+def manager(monkeypatch):
+    """A fresh process-wide job manager per test (one slot, quick cadences), shut down afterwards."""
+    m = JobManager(max_jobs=1, view_seconds=0.2, metrics_seconds=1.0, checkpoint_seconds=1.0)
+    monkeypatch.setattr(jobs, "_manager", m)
+    yield m
+    m.shutdown(timeout=30)
+
+
+def app():
+    """A started AppTest of the whole app (the router ran once, so pages can be switched to)."""
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(APP, default_timeout=60).run()
+
+
+def open_page(page: str):
+    at = app()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def button(at, label: str):
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no button {label!r}: {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def session_job(at, manager: JobManager):
+    return manager.job_for(at.session_state["session_id"])
+
+
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def tiny_run(name: str, preset: str = "mnist-cdcgan", steps: int = 2, owner: str = "") -> Path:
+    """Train a tiny run for a couple of steps and save it into the runs folder."""
+    trainer = Trainer(get_preset(preset).config(g_width=8, d_width=8, batch_size=16))
+    for _ in range(steps):
+        trainer.step()
+    folder = runs_dir() / name
+    save_checkpoint(trainer, folder, {"owner": owner, "name": name})
+    return folder
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_the_offline_defaults(page):
+    at = open_page(page)
+    assert at.title, f"{page} shows no title"
+    assert not at.error
+
+
+def test_home_explains_and_names_the_device():
+    at = app()
+    assert at.latex and r"\min_G \max_D" in at.latex[0].value
+    assert any("CPU" in c.value or "GPU" in c.value for c in at.caption)
+    assert any("counterfeiter" in m.value for m in at.markdown)
+
+
+def test_invalid_hyperparameters_show_an_error_and_do_not_start(manager):
+    at = open_page("pages/train.py")
+    at.number_input(key="train_lr_g").set_value(5.0)
+    button(at, "Start").click().run()
+    assert any("lr_g must be a number in [1e-07, 1]" in e.value for e in at.error), [e.value for e in at.error]
+    assert session_job(at, manager) is None
+
+    at.number_input(key="train_lr_g").set_value(2e-4)
+    at.selectbox(key="train_loss").set_value("hinge")
+    at.number_input(key="train_label_smoothing").set_value(0.1)
+    button(at, "Start").click().run()
+    assert any("label_smoothing" in e.value for e in at.error)
+    assert session_job(at, manager) is None
+
+
+def test_a_tiny_run_from_the_train_page_records_losses_and_samples(manager):
+    at = open_page("pages/train.py")
+    for name, value in dict(g_width=8, d_width=8, batch_size=16).items():
+        at.number_input(key=f"train_{name}").set_value(value)
+    button(at, "Start").click().run()
+    job = session_job(at, manager)
+    assert job is not None and job.config.g_width == 8 and job.config.dataset == "mnist-5k"
+    assert wait_until(lambda: job.view().step >= 3 and job.view().latest is not None)
+
+    at.run()
+    assert not at.exception
+    view = job.view()
+    assert view.history["loss_d"] and view.history["loss_g"]
+    assert at.metric and any(m.label == "Step" for m in at.metric)
+    captions = [c for img in at.image for c in img.captions]
+    assert any("the same latent vectors z" in c for c in captions), captions
+    assert len(at.get("plotly_chart")) >= 2, "loss and verdict charts"
+
+    button(at, "Stop").click().run()
+    assert job.state == JobState.STOPPED
+    assert (job.run_dir / WEIGHTS_FILE).exists()
+    assert any("Saved as" in s.value for s in at.success)
+    assert button(at, "Start").disabled is False
+
+
+def test_unavailable_dataset_says_so_and_offers_mnist_5k(manager, monkeypatch):
+    from gan_core import data
+    from gan_core.errors import DataUnavailable
+
+    def offline(*args, **kwargs):
+        raise DataUnavailable("dataset 'mnist' is not available (download failed: offline). Use the bundled dataset mnist-5k")
+
+    monkeypatch.setattr(data, "load_torchvision", offline)
+    at = open_page("pages/train.py")
+    at.selectbox(key="train_dataset").set_value("mnist")
+    at.run()
+    assert any("downloaded the first time" in i.value for i in at.info)
+    button(at, "Start").click().run()
+    job = session_job(at, manager)
+    assert wait_until(lambda: not job.state.active)
+    at.run()
+    assert any("not available" in e.value for e in at.error)
+    button(at, "Train on the bundled mnist-5k instead").click().run()
+    new_job = session_job(at, manager)
+    assert new_job is not job and new_job.config.dataset == "mnist-5k"
+    new_job.stop()
+
+
+def test_lab_page_steps_one_update_in_slow_motion(manager):
+    at = open_page("pages/lab.py")
+    at.number_input(key="lab_g_width").set_value(16)
+    button(at, "Start paused (step by step)").click().run()
+    job = session_job(at, manager)
+    assert wait_until(lambda: job.state == JobState.PAUSED)
+    at.run()
+    button(at, "Step: D, then G").click().run()
+    assert wait_until(lambda: len(job.view().step_frames) == 3)
+    at.run()
+    assert any("slow motion" in s.value for s in at.subheader)
+    assert len(at.get("plotly_chart")) >= 4, "the lab plot and the three step frames"
+    job.stop()
+
+
+def test_class_control_lists_the_classes_of_a_conditional_run():
+    tiny_run("tiny-cdcgan")
+    at = open_page("pages/class_control.py")
+    picker = at.segmented_control(key="class_pick")
+    assert picker.options == [str(d) for d in range(10)]
+    assert at.image, "the class grid"
+    picker.set_value(7).run()
+    assert not at.exception
+    assert any("“7”" in c for img in at.image for c in img.captions)
+    seed = at.slider(key="class_seed").value
+    for _ in range(3):  # a re-roll draws a new style (3 tries: a repeat of the same seed is 1 in 1000)
+        button(at, "Re-roll style").click().run()
+        if at.slider(key="class_seed").value != seed:
+            break
+    assert at.slider(key="class_seed").value != seed
+    assert not at.exception and not at.warning
+
+
+def test_latent_explorer_renders_a_walk_and_a_gif():
+    tiny_run("tiny-dcgan", preset="mnist-dcgan")
+    at = open_page("pages/latent.py")
+    first = at.image[0].value
+    at.slider(key="latent_t").set_value(0.9).run()
+    assert not at.exception
+    assert at.image[0].value != first, "moving the slider must change the image"
+    at.radio(key="latent_mode").set_value("lerp").run()
+    button(at, "New end").click().run()
+    assert not at.exception
+    assert any(d.label.startswith("Download the walk") for d in at.get("download_button"))
+
+
+def test_runs_page_lists_runs_and_hides_other_sessions():
+    tiny_run("cli-run", owner="")
+    tiny_run("someone-else", owner="another-session")
+    at = open_page("pages/runs.py")
+    names = at.dataframe[0].value["Name"].tolist()
+    assert "cli-run" in names and "someone-else" not in names
+    at.toggle(key="runs_show_all").set_value(True).run()
+    assert "someone-else" in at.dataframe[0].value["Name"].tolist()
+
+
+def test_runs_delete_asks_first():
+    folder = tiny_run("to-delete", preset="ring8")
+    at = open_page("pages/runs.py")
+    button(at, "Delete this run").click().run()
+    assert folder.exists()
+    assert any("for good" in w.value for w in at.warning)
+    button(at, "Yes, delete it").click().run()
+    assert not folder.exists()
+
+
+def test_upload_accepts_safetensors_and_refuses_pickles_and_images(tmp_path):
+    folder = tiny_run("source", preset="ring8")
+    blob = (folder / WEIGHTS_FILE).read_bytes()
+    with pytest.raises(GanError, match=r"model\.pt: refused.*pickles"):
+        import_upload([("model.pt", pickle.dumps({"weights": 1}))])
+    with pytest.raises(GanError, match=r"grid\.png: refused.*image"):
+        import_upload([("grid.png", b"\x89PNG\r\n")])
+    with pytest.raises(GanError, match="alone holds no weights"):
+        import_upload([("config.json", b"{}")])
+    with pytest.raises(CheckpointError):  # a pickle renamed .safetensors is never unpickled
+        import_upload([("evil.safetensors", pickle.dumps(object))])
+
+    target, notes = import_upload([("model.safetensors", blob), ("config.json", json.dumps({"config": {}}).encode())],
+                                  owner="me", name="uploaded")
+    assert notes and "differs" in notes[0]
+    run = next(r for r in list_runs() if r.path == target)
+    assert run.owner == "me" and run.dataset == "ring8" and run.step == 2
+
+
+def test_rename_and_delete_guard_the_runs_folder(tmp_path):
+    folder = tiny_run("old-name", preset="ring8")
+    with pytest.raises(GanError, match="letters, digits"):
+        rename_run(folder, "../escape")
+    with pytest.raises(GanError, match="training right now"):
+        rename_run(folder, "new-name", busy={folder})
+    renamed = rename_run(folder, "new-name")
+    assert renamed.name == "new-name" and not folder.exists()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / WEIGHTS_FILE).write_bytes(b"")
+    with pytest.raises(GanError, match="not a saved run"):
+        delete_run(outside)
+    delete_run(renamed)
+    assert not renamed.exists()
+
+
+def test_a_shared_link_preselects_the_preset(manager):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["preset"] = "ring8"
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert at.selectbox(key="train_preset").value == "ring8"
+    assert at.selectbox(key="train_dataset").value == "ring8"
+    button(at, "Start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    job = session_job(at, manager)
+    assert job.config.dataset == "ring8" and job.config.arch == "toy"
+    job.stop()
+
+
+def test_latent_explorer_walks_classes_of_a_conditional_run():
+    tiny_run("tiny-cdcgan")
+    at = open_page("pages/latent.py")
+    assert at.selectbox(key="latent_class_start").value == 3 and at.selectbox(key="latent_class_end").value == 8
+    first = at.image[0].value
+    at.selectbox(key="latent_class_start").set_value(8).run()
+    assert not at.exception
+    assert at.image[0].value != first, "the class at z0 takes part in the walk"
