@@ -352,8 +352,12 @@ def job_controls(job: Job, view: JobView, key: str, step_label: str = "Step") ->
 
 
 def status_banner(view: JobView) -> None:
-    """What the run is doing, in words: queued (position), loading/downloading, finished, errors."""
+    """What the run is doing, in words: queued (position), loading/downloading, finished, errors;
+    and, for a lesson preset, what to watch."""
     counts = manager().counts()
+    lesson = PRESETS[view.preset].lesson if view.preset in PRESETS else ""
+    if lesson and view.active:
+        st.info(f"**Lesson — what to watch:** {lesson}.", icon=":material/school:")
     if view.state == JobState.QUEUED:
         slots = "The server's only training slot is" if counts["max_jobs"] == 1 else f"All {counts['max_jobs']} training slots are"
         st.info(f"**Queued, position {view.queue_position or '?'}.** {slots} busy with other sessions' runs. Yours starts "
@@ -634,3 +638,16 @@ class Timer:
 
     def __exit__(self, *exc: Any) -> None:
         self.ms = (time.perf_counter() - self.start) * 1000
+
+
+def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, JobView]]:
+    """Top of a live fragment: this session's job (None if there is none), heartbeat, title and controls."""
+    job = current_job()
+    if job is None:
+        return None
+    heartbeat()
+    view = job.view()
+    rerun_if_ended(view, key)
+    st.markdown(f"### {view.name}")
+    job_controls(job, view, key, step_label=step_label)
+    return job, job.view()

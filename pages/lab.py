@@ -48,14 +48,10 @@ if view is None or view.kind != "points":
 
 
 def lab() -> None:
-    job = ui.current_job()
-    if job is None:
+    header = ui.live_run_header(PREFIX, step_label="Step: D, then G")
+    if header is None:
         return
-    ui.heartbeat()
-    view = job.view()
-    ui.rerun_if_ended(view, PREFIX)
-    st.markdown(f"### {view.name}")
-    ui.job_controls(job, view, PREFIX, step_label="Step: D, then G")
+    job, view = header
     speed = st.segmented_control("Speed", list(SPEEDS), default="full speed", key=f"{PREFIX}_slow_motion", persist_state="session",
                                  help="Slow motion: limit the training steps per second so you can follow each update.")
     job.set_speed(SPEEDS.get(speed or "full speed", 0.0))

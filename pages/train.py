@@ -17,6 +17,19 @@ st.caption("Choose a preset (or tune it), press **Start**, and watch the counter
 job = ui.current_job()
 view = job.view() if job else None
 active = view is not None and view.active
+ended_badly = view is not None and view.state in (JobState.FAILED, JobState.DIVERGED)
+
+
+def use_bundled_mnist() -> None:
+    """The dataset could not be downloaded: switch the form to mnist-5k and start again."""
+    ui.set_session_value(f"{PREFIX}_dataset", "mnist-5k")
+    ui.set_session_value("train_fallback", True)
+
+
+if ended_badly:  # say it first, above the settings that will be changed
+    ui.status_banner(view)
+    if view.error_kind == "data":
+        st.button("Train on the bundled mnist-5k instead", icon=":material/inventory_2:", on_click=use_bundled_mnist)
 
 with st.expander("Setup" if not active else f"Setup (the run **{view.name}** is using it)", expanded=not active,
                  icon=":material/tune:"):
@@ -44,26 +57,14 @@ if view is None:
     st.stop()
 
 
-def use_bundled_mnist() -> None:
-    """The dataset could not be downloaded: switch the form to mnist-5k and start again."""
-    ui.set_session_value(f"{PREFIX}_dataset", "mnist-5k")
-    ui.set_session_value("train_fallback", True)
-
-
 def dashboard() -> None:
-    job = ui.current_job()
-    if job is None:
+    header = ui.live_run_header(PREFIX)
+    if header is None:
         return
-    ui.heartbeat()
-    view = job.view()
-    ui.rerun_if_ended(view, PREFIX)
-    st.markdown(f"### {view.name}")
-    ui.job_controls(job, view, PREFIX)
-    view = job.view()  # after a command
-    ui.status_banner(view)
-    if view.state == JobState.FAILED and view.error_kind == "data":
-        st.button("Train on the bundled mnist-5k instead", icon=":material/inventory_2:", on_click=use_bundled_mnist)
-    if view.step == 0 and view.state in (JobState.QUEUED, JobState.LOADING):
+    job, view = header
+    if view.state not in (JobState.FAILED, JobState.DIVERGED):  # those are told at the top of the page
+        ui.status_banner(view)
+    if view.step == 0 and view.latest is None:  # queued, loading, or failed before training
         return
     ui.stats_row(view)
     left, right = st.columns([1, 1.25], gap="medium")

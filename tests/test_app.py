@@ -278,3 +278,20 @@ def test_latent_explorer_walks_classes_of_a_conditional_run():
     at.selectbox(key="latent_class_start").set_value(8).run()
     assert not at.exception
     assert at.image[0].value != first, "the class at z0 takes part in the walk"
+
+
+def test_pretrained_generators_are_listed_first_and_read_only(monkeypatch, tmp_path):
+    from gan_core import runs
+
+    monkeypatch.setattr(runs, "PRETRAINED_DIR", tmp_path / "pretrained")
+    trainer = Trainer(get_preset("mnist-cdcgan").config(g_width=8, d_width=8, batch_size=16))
+    save_checkpoint(trainer, tmp_path / "pretrained" / "mnist-cdcgan", {})
+    tiny_run("mine", preset="mnist-dcgan")
+    listed = list_runs()
+    assert [(r.name, r.source) for r in listed] == [("mnist-cdcgan", "pretrained"), ("mine", "saved")]
+    with pytest.raises(GanError, match="read-only"):
+        delete_run(listed[0].path)
+    at = open_page("pages/latent.py")
+    assert at.selectbox(key="latent_run").value == str(tmp_path / "pretrained" / "mnist-cdcgan")
+    at = open_page("pages/class_control.py")
+    assert "pretrained" in at.selectbox(key="class_run").format_func(at.selectbox(key="class_run").value)

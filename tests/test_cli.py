@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from gan_test_utils import REPO
 from gan_core import PRESETS
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SHARED_DATASETS, make_fake_mnist_raw, random_image_data
+from gan_test_utils import SHARED_DATASETS, make_fake_mnist_raw, random_image_data
 from gan_core import PRESETS, CheckpointError, ConfigError, DataUnavailable, Diverged, TrainConfig, Trainer
 from gan_core.checkpoint import WEIGHTS_FILE, load_checkpoint, read_metadata, save_checkpoint, trainer_from_bytes
 from gan_core.data import ImageData, ToyData, load_dataset, load_torchvision
@@ -170,7 +170,7 @@ def test_image_models_shapes_and_range(arch, shape, conditional):
 
 def test_toy_models_and_mlp_gan_sizes():
     g, d = build_models(PRESETS["ring8"].config(), (2,))
-    assert g(torch.randn(7, 16)).shape == (7, 2) and d(torch.randn(7, 2)).shape == (7,)
+    assert g(torch.randn(7, PRESETS["ring8"].config().z_dim)).shape == (7, 2) and d(torch.randn(7, 2)).shape == (7,)
     g, d = build_models(PRESETS["mnist-mlp"].config(), (1, 28, 28), 10)
     hidden = [m.out_features for m in g.net if isinstance(m, torch.nn.Linear)]
     assert hidden == [256, 512, 1024, 784]  # the source material's MLP GAN

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from conftest import random_image_data
+from gan_test_utils import random_image_data
 from gan_core import PRESETS, Diverged, Trainer
 from gan_core import trainer as trainer_module
 from gan_core.models import build_models
@@ -36,8 +36,12 @@ def small_trainer(preset: str, speed: Speed, **changes) -> Trainer:
     return Trainer(cfg, data, speed=speed)
 
 
-@pytest.mark.parametrize("preset", ["mnist-dcgan", "mnist-cdcgan", "mnist-mlp", "ring8"])
-@pytest.mark.parametrize("name", list(SPEEDS))
+PATHS = ([("mnist-dcgan", name) for name in SPEEDS]
+         + [("mnist-cdcgan", name) for name in ("fp32", "bf16-channels-last", "fp16-grad-scaler", "deferred-sync")]
+         + [(preset, name) for preset in ("mnist-mlp", "ring8") for name in ("fp32", "bf16", "deferred-sync")])
+
+
+@pytest.mark.parametrize("preset, name", PATHS)
 def test_every_speed_path_gives_finite_numbers_and_the_same_shapes(preset, name):
     trainer = small_trainer(preset, SPEEDS[name])
     records = [trainer.step() for _ in range(5)]
@@ -180,8 +184,11 @@ def test_auto_speed_on_cpu(monkeypatch, native_bf16):
     assert auto_speed(PRESETS["mnist-dcgan"].config(precision="fp32"), cpu).amp_dtype is None
     assert auto_speed(PRESETS["mnist-dcgan"].config(precision="bf16"), cpu).amp_dtype == torch.bfloat16
     assert not auto_speed(PRESETS["mnist-mlp"].config(), cpu).channels_last
+    assert auto_speed(PRESETS["ring8"].config(), cpu).amp_dtype is None  # toys: too small for the casts
 
 
-def test_sync_every_must_be_positive():
+def test_sync_every_must_be_positive_and_compile_is_for_cuda_only():
     with pytest.raises(Exception, match="sync_every"):
         small_trainer("ring8", Speed(sync_every=0))
+    with pytest.raises(Exception, match="CUDA GPUs only"):
+        small_trainer("ring8", Speed(compile="reduce-overhead"))
