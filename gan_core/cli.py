@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m gan_core train --preset mnist-mlp --steps 2000 --batch-size 128 --lr-g 1e-4 --out runs/mlp
   python -m gan_core sample runs/mnist --n 64 --out digits.png
   python -m gan_core sample runs/cdigits --n 64 --label 3 --out threes.npz
+  python -m gan_core export runs/mnist --out shared/mnist   # weights only, no optimiser state
 """
 
 
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, metavar="FILE", help=".png for a grid, .npz for arrays (images uint8, labels)")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
+    export = sub.add_parser("export", help="copy a run's weights without optimiser state (small, for sharing or bundling)")
+    export.add_argument("run", metavar="RUNDIR")
+    export.add_argument("--out", required=True, metavar="DIR", help="folder for the exported model.safetensors + config.json")
+
     info = sub.add_parser("info", help="show a run's config and numbers")
     info.add_argument("run", metavar="RUNDIR")
     return parser
@@ -78,6 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_sample(args)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "export":
+            return cmd_export(args)
         parser.print_help()
         return 2
     except GanError as exc:
@@ -197,6 +204,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
         grid_image(samples, nrow=int(np.ceil(np.sqrt(args.n))), scale=2 if samples.shape[-1] <= 32 else 1).save(out)
     what = f" of class {trainer.class_names[args.label]!r}" if args.label is not None else ""
     print(f"wrote {args.n} samples{what} from step {trainer.step_count} to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Save a run's G, D (and EMA) weights, config and metadata without the optimiser state."""
+    from .checkpoint import load_checkpoint, save_checkpoint
+
+    trainer = load_checkpoint(args.run, device="cpu")
+    extra = {k: v for k, v in trainer.meta.items() if k == "last_record"}
+    path = save_checkpoint(trainer, args.out, {**extra, "exported_from": str(args.run)}, include_optimizer=False)
+    print(f"exported step {trainer.step_count} to {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     return 0
 
 
