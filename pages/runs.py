@@ -21,7 +21,8 @@ st.caption("A run is saved when it finishes or is stopped, and every 20 seconds 
 ui.show_flash()
 show_all = st.toggle("Show runs of other sessions", key="runs_show_all",
                      help="Runs trained in other browser sessions on this server are hidden unless you ask for them.")
-runs = ui.runs_for_session(include_others=show_all)
+# Your own runs first: this page is for managing them (the explorers default to the pretrained ones).
+runs = sorted(ui.runs_for_session(include_others=show_all), key=lambda r: r.source == "pretrained")
 job = ui.current_job()
 if job is not None and job.state.active:
     st.caption(f"Your run **{job.name}** is training; it is listed here once stopped.")
