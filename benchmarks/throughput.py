@@ -421,11 +421,25 @@ def background_training(preset: str, threads: int):
         worker.join()
 
 
+def in_thread(threads: int, fn: Callable[[], object]):
+    """fn() in a new thread using `threads` torch threads (like a page's script thread); its result."""
+    result = []
+
+    def run():
+        torch.set_num_threads(threads)
+        result.append(fn())
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    return result[0]
+
+
 def latency(args) -> None:
     from gan_core.jobs import JobManager
 
     print(f"machine: {machine_line()}")
-    threads = JobManager(max_jobs=1).threads_per_job()
+    job_threads = JobManager(max_jobs=1).threads_per_job()
     dcgan = Trainer(get_preset("mnist-dcgan").config(device="cpu"))
     cdcgan = Trainer(get_preset("mnist-cdcgan").config(device="cpu"))
     for t in (dcgan, cdcgan):
@@ -441,17 +455,23 @@ def latency(args) -> None:
     def class_grid():  # one z drawn as each of the 10 classes, as a uint8 grid
         return grid_image(cdcgan.sample(z=z10, labels=classes), nrow=10)
 
-    print("\n| interaction | target | no training | while a job trains (mnist-dcgan, {} thread(s)) |".format(threads))
-    print("|---|---:|---:|---:|")
+    def both():
+        return latency_ms(slider), latency_ms(class_grid)
+
+    rows = []
     with OtherLoad() as other:
-        idle = [latency_ms(slider), latency_ms(class_grid)]
-        with background_training("mnist-dcgan", threads):
-            busy = [latency_ms(slider), latency_ms(class_grid)]
-    for name, target, a, b in zip(("latent slider: 1 image (mnist-dcgan)", "class control: 10-class grid (mnist-cdcgan)"),
-                                  (20, 60), idle, busy):
-        print(f"| {name} | <= {target} ms | {a:.1f} ms | {b:.1f} ms |")
-    print(f"(server-side: sample() plus conversion to a uint8 picture; median of 50; {torch.get_num_threads()} torch "
-          f"threads in the sampling thread; other processes used {other.value:.2f} cores meanwhile)")
+        for page_threads in (1, 2):
+            idle = in_thread(page_threads, both)
+            with background_training("mnist-dcgan", job_threads):
+                busy = in_thread(page_threads, both)
+            rows.append((page_threads, idle, busy))
+    print(f"\n| interaction | target | torch threads of the page's thread | no training | while a job trains (mnist-dcgan, {job_threads} thread) |")
+    print("|---|---:|---:|---:|---:|")
+    for i, (name, target) in enumerate((("latent slider: 1 image (mnist-dcgan)", 20), ("class control: 10-class grid (mnist-cdcgan)", 60))):
+        for page_threads, idle, busy in rows:
+            print(f"| {name} | <= {target} ms | {page_threads} | {idle[i]:.1f} ms | {busy[i]:.1f} ms |")
+    print(f"(server-side: sample() plus conversion to a uint8 picture, median of 50; other processes used {other.value:.2f} "
+          "cores meanwhile; with more torch threads than free cores, OpenMP's waiting threads stall each small op)")
 
 
 # --- UI cadence ------------------------------------------------------------------------------------
