@@ -22,14 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import Tensor, nn
 
-from .errors import EvaluatorError
+from .data import MNIST_5K_FILE, load_mnist_5k
+from .errors import DataUnavailable, EvaluatorError
 from .paths import ASSETS_DIR, PROJECT_ROOT
 
 NO_EVALUATOR_MESSAGE = "no evaluator for this dataset"
@@ -44,7 +44,6 @@ EVALUATOR_FORMAT = "gan-playground-evaluator/1"
 STATS_FORMAT = "gan-playground-feature-stats/1"
 FEATURE_DIM = 128
 TRAIN_SCRIPT = "benchmarks/train_evaluator.py"
-MNIST_5K_FILE = ASSETS_DIR / "mnist_train_5k.npz"
 FLOOR_SEED = 1234
 
 # Dataset names used by the app -> the evaluator that scores them (mnist-5k is a subset of mnist).
@@ -413,11 +412,10 @@ def real_training_images(n: int, seed: int = FLOOR_SEED) -> Tensor:
 
 def _mnist_5k_images() -> Tensor:
     try:
-        with np.load(MNIST_5K_FILE) as data:
-            raw = torch.from_numpy(data["images"].astype(np.float32))
-    except (OSError, KeyError, ValueError):
-        raise EvaluatorError(f"bundled data {_display(MNIST_5K_FILE)} is missing or unreadable; restore it from git") from None
-    return (raw / 127.5 - 1.0).unsqueeze(1)
+        raw, _ = load_mnist_5k(MNIST_5K_FILE)
+    except DataUnavailable as exc:
+        raise EvaluatorError(f"{exc} (needed for the FCD floor)") from None
+    return raw.float() / 127.5 - 1.0
 
 
 # ---------------------------------------------------------------------------------------------

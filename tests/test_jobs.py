@@ -102,9 +102,7 @@ def test_pause_step_resume_stop(manager):
     assert wait_until(lambda: job.view().step > 20)
     job.pause()
     assert wait_until(lambda: job.state == JobState.PAUSED)
-    paused_at = job.view().step
-    time.sleep(0.3)
-    assert job.view().step == paused_at
+    paused_at = assert_stays_paused(job)
 
     job.stop()
     assert job.state == JobState.STOPPED and not job.thread.is_alive()
@@ -112,14 +110,20 @@ def test_pause_step_resume_stop(manager):
     assert meta["step"] == paused_at and meta["owner"] == "s" and meta["status"] == "stopped"
 
 
+def assert_stays_paused(job) -> int:
+    """The step count of a paused job does not move; returns it."""
+    at = job.view().step
+    time.sleep(0.3)
+    assert job.view().step == at
+    return at
+
+
 def test_step_while_running_pauses_after_one_step(manager):
     job = manager.submit("s", tiny())
     assert wait_until(lambda: job.view().step > 5)
     job.step_once()
     assert wait_until(lambda: job.state == JobState.PAUSED)
-    at = job.view().step
-    time.sleep(0.3)
-    assert job.view().step == at
+    assert_stays_paused(job)
     job.stop()
 
 
