@@ -300,8 +300,11 @@ def start_job(preset: str, values: dict[str, Any], start_paused: bool = False) -
 
 
 # --- the live dashboard pieces ------------------------------------------------------------------------
-def live_fragment(body: Callable[[], None], active: bool, every: float = POLL_SECONDS) -> None:
-    """Run `body` as a fragment that re-runs every `every` seconds while the run is active."""
+def live_fragment(body: Callable[[], None], active: bool, every: float = POLL_SECONDS, key: str = "") -> None:
+    """Run `body` as a fragment that re-runs every `every` seconds while the run is active. With a `key`,
+    the fragment redraws the whole page once when the run ends (see `rerun_if_ended`)."""
+    if key:
+        set_session_value(f"_was_active_{key}", active)
     st.fragment(run_every=every if active else None)(body)()
 
 
@@ -318,12 +321,17 @@ def quality_fragment(key: str, active: bool) -> None:
 
 
 def rerun_if_ended(view: JobView, key: str) -> None:
-    """Inside a polling fragment: when the run stops being active, redraw the whole page once."""
-    flag = f"_was_active_{key}"
-    was_active = session_value(flag, view.active)
-    set_session_value(flag, view.active)
-    if was_active and not view.active:
-        st.rerun()
+    """Inside a polling fragment: when the run has ended since the page was last drawn in full, redraw the
+    whole page (once: the full run records the new state through `live_fragment`)."""
+    if session_value(f"_was_active_{key}", False) and not view.active:
+        _rerun_app(key)
+
+
+def _rerun_app(key: str) -> None:
+    # One full rerun, never a second one from inside it: a rerun that starts while the previous one is
+    # still drawing can leave Streamlit's browser tree inconsistent (a blank page).
+    set_session_value(f"_was_active_{key}", False)
+    st.rerun(scope="app")
 
 
 def job_controls(job: Job, view: JobView, key: str, step_label: str = "Step") -> None:
@@ -348,12 +356,17 @@ def job_controls(job: Job, view: JobView, key: str, step_label: str = "Step") ->
     if cols[3].button("Stop", key=f"{key}_btn_stop", icon=":material/stop:", disabled=not view.active, width="stretch",
                       help="Stop and save the run (it appears under Runs)."):
         job.stop(wait=True)
-        st.rerun()
+        _rerun_app(key)
 
 
 def status_banner(view: JobView) -> None:
     """What the run is doing, in words: queued (position), loading/downloading, finished, errors;
     and, for a lesson preset, what to watch."""
+    with st.container():  # one block whatever it shows, so the elements after it keep their places
+        _status_banner_body(view)
+
+
+def _status_banner_body(view: JobView) -> None:
     counts = manager().counts()
     lesson = PRESETS[view.preset].lesson if view.preset in PRESETS else ""
     if lesson and view.active:

@@ -92,5 +92,5 @@ def lab() -> None:
         st.caption("Press **Step: D, then G** to see one update of each network, before and after.")
 
 
-ui.live_fragment(lab, active)
+ui.live_fragment(lab, active, key=PREFIX)
 ui.quality_fragment(PREFIX, active)

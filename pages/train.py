@@ -86,5 +86,5 @@ def dashboard() -> None:
         ui.verdict_panel(view)
 
 
-ui.live_fragment(dashboard, active)
+ui.live_fragment(dashboard, active, key=PREFIX)
 ui.quality_fragment(PREFIX, active)

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_utils import CRASHES, assert_no_crash, new_app_page
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -103,12 +104,13 @@ def browser(app_url):
 
 @pytest.fixture
 def page(browser):
-    """A fresh browser context (a new app session) and page."""
+    """A fresh browser context (a new app session) and page; fails if the app crashed in it."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
+    page = new_app_page(context)
     yield page
     context.close()
+    assert_no_crash(page)
+    CRASHES.pop(page, None)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from browser_utils import assert_no_crash, new_app_page
 
 STEP_METRIC = "[data-testid=stMetric]:has-text('Step') [data-testid=stMetricValue]"
 
@@ -121,6 +122,7 @@ def stop_and_wait_saved(page) -> None:
         page.get_by_text("Saved as").wait_for(timeout=20_000)
         return
     except Exception:
+        assert_no_crash(page)
         if stop.count() and stop.first.is_enabled():
             stop.first.click()
     page.get_by_text("Saved as").wait_for(timeout=60_000)
@@ -129,9 +131,7 @@ def stop_and_wait_saved(page) -> None:
 def test_two_sessions_at_once(browser, app_url, screenshots):
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
     try:
-        first, second = (c.new_page() for c in contexts)
-        for p in (first, second):
-            p.set_default_timeout(60_000)
+        first, second = (new_app_page(c) for c in contexts)
         first_run = start_run(first, app_url, "ring8")
         first.locator(STEP_METRIC).first.wait_for()
         second_run = start_run(second, app_url, "grid25")
@@ -153,6 +153,8 @@ def test_two_sessions_at_once(browser, app_url, screenshots):
         options = second.get_by_role("option").all_inner_texts()
         assert any(second_run in o for o in options), options
         assert not any(first_run in o for o in options), options
+        for p in (first, second):
+            assert_no_crash(p)
     finally:
         for c in contexts:
             c.close()
