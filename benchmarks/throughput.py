@@ -16,7 +16,7 @@ training step (torch.utils.flop_counter: matmuls and convolutions) and the achie
 to the machine's measured matmul GFLOP/s in fp32 and bf16. Rounds during which other processes
 were busy are run again (see --max-other-load): on a small machine they distort everything.
 
-UI cadence: the app's real job worker (gan_core.jobs) with its live view (sample grid, the
+UI cadence: the app's real job worker (gan_core.live) with its live view (sample grid, the
 police's verdict, every second) and metrics (every 5 s), against the same worker with the view
 and metrics switched off, alternating; prints the ratio of training speeds.
 
@@ -443,7 +443,7 @@ def in_thread(threads: int, fn: Callable[[], object]):
 
 
 def latency(args) -> None:
-    from gan_core.jobs import JobManager
+    from gan_core.live import JobManager
 
     print(f"machine: {machine_line()}")
     job_threads = JobManager(max_jobs=1).threads_per_job()
@@ -484,7 +484,7 @@ def latency(args) -> None:
 # --- UI cadence ------------------------------------------------------------------------------------
 def job_rate(preset: str, with_view: bool, seconds: float, warmup: float, root: Path) -> float:
     """Steps/s of the app's job worker over `seconds` after `warmup`, with or without its live view."""
-    from gan_core.jobs import JobManager
+    from gan_core.live import JobManager
 
     if with_view:
         manager = JobManager(max_jobs=1, root=root)  # the app's cadence: view every 1 s, metrics every 5 s
@@ -509,11 +509,11 @@ def job_rate(preset: str, with_view: bool, seconds: float, warmup: float, root: 
 
 
 def ui_cadence(args) -> None:
-    from gan_core.jobs import JobManager
+    from gan_core.live import JobManager
 
     print(f"machine: {machine_line()}")
     threads = JobManager(max_jobs=1).threads_per_job()
-    print(f"job worker: gan_core.jobs (view every 1 s: sample grid + PNG + police's verdict; metrics every 5 s: "
+    print(f"job worker: gan_core.live (view every 1 s: sample grid + PNG + police's verdict; metrics every 5 s: "
           f"FCD-1k), {threads} torch thread(s) per job; {args.ui_repeats} alternating rounds of {args.ui_seconds:g} s\n")
     print("| preset | headless steps/s (range) | with live view steps/s (range) | ratio | other load (retried rounds) |")
     print("|---|---:|---:|---:|---:|")

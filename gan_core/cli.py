@@ -14,7 +14,6 @@ import numpy as np
 from .config import PRESETS, TrainConfig, get_preset
 from .errors import GanError
 
-DEFAULT_SECONDS = 60.0
 EPILOG = """examples:
   python -m gan_core presets
   python -m gan_core train --preset ring8 --seconds 30 --out runs/ring
@@ -107,10 +106,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The preset's config with the command line's overrides applied and validated."""
     changes = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     preset = get_preset(args.preset)
-    config = TrainConfig.from_dict({**preset.overrides, **changes})
-    if not config.steps and not config.seconds:
-        config = config.replace(seconds=DEFAULT_SECONDS)
-    return config.validate()
+    return TrainConfig.from_dict({**preset.overrides, **changes}).with_default_budget().validate()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -177,7 +173,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import load_checkpoint
-    from .images import grid_image, scatter_image, to_uint8
+    from .images import sample_picture, to_uint8
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npz"):
@@ -198,10 +194,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
             np.savez(out, points=samples.numpy(), labels=label_array)
         else:
             np.savez_compressed(out, images=to_uint8(samples), labels=label_array)
-    elif trainer.spec.kind == "points":
-        scatter_image(samples).save(out)
     else:
-        grid_image(samples, nrow=int(np.ceil(np.sqrt(args.n))), scale=2 if samples.shape[-1] <= 32 else 1).save(out)
+        sample_picture(samples, nrow=int(np.ceil(np.sqrt(args.n)))).save(out)
     what = f" of class {trainer.class_names[args.label]!r}" if args.label is not None else ""
     print(f"wrote {args.n} samples{what} from step {trainer.step_count} to {out}", file=sys.stderr)
     return 0
@@ -209,10 +203,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Save a run's G, D (and EMA) weights, config and metadata without the optimiser state."""
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 
     trainer = load_checkpoint(args.run, device="cpu")
-    extra = {k: v for k, v in trainer.meta.items() if k == "last_record"}
+    extra = {k: v for k, v in read_metadata(args.run).items() if k == "last_record"}
     path = save_checkpoint(trainer, args.out, {**extra, "exported_from": str(args.run)}, include_optimizer=False)
     print(f"exported step {trainer.step_count} to {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     return 0

@@ -7,40 +7,41 @@ morphs the drawing from one class into the other while the style (held by z) sta
 
 from __future__ import annotations
 
+from typing import Union
+
 import torch
 from torch import Tensor
 
 from .errors import GanError
+from .generator import Generator
+from .sampling import eval_mode
 from .trainer import Trainer
 
+Sampler = Union[Trainer, Generator]  # both have .sampler, .sample(), .num_classes, .device, .config
 
-def _require_conditional(trainer: Trainer) -> None:
+
+def _require_conditional(trainer: Sampler) -> None:
     if not trainer.num_classes or getattr(trainer.sampler, "embed", None) is None:
         raise GanError("this run is not conditional: train a conditional preset (e.g. mnist-cdcgan) to choose classes")
 
 
-def class_embeddings(trainer: Trainer) -> Tensor:
+def class_embeddings(trainer: Sampler) -> Tensor:
     """The generator's label embedding table (num_classes, embed_dim), on the CPU."""
     _require_conditional(trainer)
     return trainer.sampler.embed.weight.detach().float().cpu()
 
 
 @torch.no_grad()
-def sample_with_embedding(trainer: Trainer, z: Tensor, embedding: Tensor) -> Tensor:
+def sample_with_embedding(trainer: Sampler, z: Tensor, embedding: Tensor) -> Tensor:
     """Images (CPU, [-1, 1]) for latent vectors z (N, z_dim) and label-embedding vectors (N, embed_dim)."""
     _require_conditional(trainer)
-    g = trainer.sampler
-    was_training = g.training
-    g.eval()
-    try:
+    with eval_mode(trainer.sampler) as g:
         z = z.to(trainer.device, torch.float32).reshape(-1, trainer.config.z_dim)
         embedding = embedding.to(trainer.device, torch.float32).reshape(len(z), -1)
         return g(z, embedding=embedding).float().cpu()
-    finally:
-        g.train(was_training)
 
 
-def morph_classes(trainer: Trainer, z: Tensor, class_a: int, class_b: int, steps: int = 8) -> Tensor:
+def morph_classes(trainer: Sampler, z: Tensor, class_a: int, class_b: int, steps: int = 8) -> Tensor:
     """`steps` images from class_a to class_b (both ends included) for one fixed z (z_dim,)."""
     table = class_embeddings(trainer)
     for k in (class_a, class_b):
@@ -51,7 +52,7 @@ def morph_classes(trainer: Trainer, z: Tensor, class_a: int, class_b: int, steps
     return sample_with_embedding(trainer, z.reshape(1, -1).expand(steps, -1), vectors)
 
 
-def class_rows(trainer: Trainer, z: Tensor) -> Tensor:
+def class_rows(trainer: Sampler, z: Tensor) -> Tensor:
     """One row per class for the same latent vectors z (M, z_dim): (num_classes * M) images, class-major."""
     _require_conditional(trainer)
     m = len(z)
@@ -59,7 +60,7 @@ def class_rows(trainer: Trainer, z: Tensor) -> Tensor:
     return trainer.sample(z=z.repeat(trainer.num_classes, 1), labels=labels)
 
 
-def mix_classes(trainer: Trainer, z: Tensor, class_a: int, class_b: int, alpha: float) -> Tensor:
+def mix_classes(trainer: Sampler, z: Tensor, class_a: int, class_b: int, alpha: float) -> Tensor:
     """One image for z (z_dim,) drawn with the embedding (1 - alpha) * class_a + alpha * class_b."""
     table = class_embeddings(trainer)
     vector = table[class_a] * (1 - alpha) + table[class_b] * alpha

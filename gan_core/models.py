@@ -196,20 +196,33 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_models(cfg: TrainConfig, shape: tuple[int, ...], num_classes: int = 0) -> tuple[GanModule, GanModule]:
-    """The (generator, discriminator) pair `cfg.arch` describes for samples of `shape`."""
-    classes = num_classes if cfg.conditional else 0
+def build_generator(cfg: TrainConfig, shape: tuple[int, ...], num_classes: int = 0) -> GanModule:
+    """The generator alone (for sampling from a checkpoint: no discriminator is built)."""
+    classes = _classes(cfg, num_classes)
+    if cfg.arch == "toy":
+        return ToyGenerator(cfg.z_dim, cfg.g_width)
+    if cfg.arch == "mlp":
+        return MLPGenerator(cfg.z_dim, cfg.g_width, shape, classes, cfg.embed_dim)
+    if cfg.arch == "dcgan":
+        return DCGANGenerator(cfg.z_dim, cfg.g_width, shape, classes, cfg.embed_dim)
+    raise ConfigError(f"arch must be one of toy, mlp, dcgan; got {cfg.arch!r}")
+
+
+def _classes(cfg: TrainConfig, num_classes: int) -> int:
     if cfg.conditional and not num_classes:
         raise ConfigError(f"conditional=True needs a labelled dataset; '{cfg.dataset}' has no labels")
+    return num_classes if cfg.conditional else 0
+
+
+def build_models(cfg: TrainConfig, shape: tuple[int, ...], num_classes: int = 0) -> tuple[GanModule, GanModule]:
+    """The (generator, discriminator) pair `cfg.arch` describes for samples of `shape`."""
+    classes = _classes(cfg, num_classes)
+    g = build_generator(cfg, shape, num_classes)  # built before D, as always: seeded runs keep their weights
     if cfg.arch == "toy":
-        return ToyGenerator(cfg.z_dim, cfg.g_width), ToyDiscriminator(cfg.d_width, cfg.dropout)
+        return g, ToyDiscriminator(cfg.d_width, cfg.dropout)
     if cfg.arch == "mlp":
-        return (MLPGenerator(cfg.z_dim, cfg.g_width, shape, classes, cfg.embed_dim),
-                MLPDiscriminator(cfg.d_width, shape, cfg.dropout, classes, cfg.embed_dim))
-    if cfg.arch == "dcgan":
-        g = DCGANGenerator(cfg.z_dim, cfg.g_width, shape, classes, cfg.embed_dim)
-        d = DCGANDiscriminator(cfg.d_width, shape, classes, cfg.dropout, norm="none" if cfg.loss == "wgan-gp" else "batch")
-        g.apply(dcgan_init)
-        d.apply(dcgan_init)
-        return g, d
-    raise ConfigError(f"arch must be one of toy, mlp, dcgan; got {cfg.arch!r}")
+        return g, MLPDiscriminator(cfg.d_width, shape, cfg.dropout, classes, cfg.embed_dim)
+    d = DCGANDiscriminator(cfg.d_width, shape, classes, cfg.dropout, norm="none" if cfg.loss == "wgan-gp" else "batch")
+    g.apply(dcgan_init)
+    d.apply(dcgan_init)
+    return g, d

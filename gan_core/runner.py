@@ -7,19 +7,19 @@ Used by the CLI and by the app's training jobs, so both leave the same kind of f
 from __future__ import annotations
 
 import csv
-import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
 
 from PIL import Image
 
+from .cadence import Cadence, SideTask, run_due
 from .checkpoint import WEIGHTS_FILE, save_checkpoint
 from .errors import GanError
-from .images import grid_image, scatter_image
+from .images import sample_picture
+from .runs import METRICS_FILE
 from .trainer import GRID_COLUMNS, StepRecord, Trainer
 
-METRICS_FILE = "metrics.csv"
 SAMPLES_DIR = "samples"
 RECORD_FIELDS = [f.name for f in fields(StepRecord)]
 
@@ -27,14 +27,16 @@ RECORD_FIELDS = [f.name for f in fields(StepRecord)]
 def snapshot_image(trainer: Trainer) -> Image.Image:
     """The fixed-noise picture of a run right now: an image grid, or real vs fake points for 2D toys."""
     fake = trainer.sample_fixed()
-    if trainer.spec.kind == "points":
-        real, _ = trainer.data.sample_real(len(fake))
-        return scatter_image(fake, real)
-    return grid_image(fake, nrow=GRID_COLUMNS, scale=2 if fake.shape[-1] <= 32 else 1)
+    real = trainer.data.sample_real(len(fake))[0] if trainer.spec.kind == "points" else None
+    return sample_picture(fake, real, nrow=GRID_COLUMNS)
 
 
 class RunWriter:
-    """Writes one run folder. `resume=False` refuses to overwrite a folder that already holds a run."""
+    """Writes one run folder. `resume=False` refuses to overwrite a folder that already holds a run.
+
+    After each recorded step its side tasks run when due: flush metrics.csv (every second), the
+    sample grid (every `snapshot_every` steps) and the checkpoint (every `checkpoint_seconds`; 0 = only
+    when `checkpoint()` is called)."""
 
     def __init__(self, trainer: Trainer, out_dir: str | Path, resume: bool = False, checkpoint_seconds: float = 60.0):
         self.trainer = trainer
@@ -47,23 +49,16 @@ class RunWriter:
         self._csv = csv.DictWriter(self._metrics, fieldnames=RECORD_FIELDS)
         if new_file:
             self._csv.writeheader()
-        self.checkpoint_seconds = checkpoint_seconds
-        self._last_checkpoint = time.monotonic()
-        self._last_flush = time.monotonic()
         self.last_record: Optional[StepRecord] = None
+        self.tasks = [SideTask("flush", Cadence(seconds=1.0), self._metrics.flush),
+                      SideTask("snapshot", Cadence(steps=trainer.config.snapshot_every), self.snapshot),
+                      SideTask("checkpoint", Cadence(seconds=checkpoint_seconds), self.checkpoint)]
 
     def record(self, rec: StepRecord) -> None:
         """Append one step to metrics.csv; snapshot and checkpoint when they are due."""
         self.last_record = rec
         self._csv.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in rec.to_dict().items()})
-        now = time.monotonic()
-        if now - self._last_flush > 1.0:
-            self._metrics.flush()
-            self._last_flush = now
-        if rec.step % self.trainer.config.snapshot_every == 0:
-            self.snapshot()
-        if now - self._last_checkpoint > self.checkpoint_seconds:
-            self.checkpoint()
+        run_due(self.tasks, rec.step)
 
     def snapshot(self) -> Path:
         """Write the fixed-noise grid as samples/step_NNNNNN.png (and samples/latest.png)."""
@@ -77,9 +72,7 @@ class RunWriter:
         """Save the checkpoint now (atomic), with the last record as the run's final numbers."""
         self._metrics.flush()
         meta = {"last_record": self.last_record.to_dict() if self.last_record else None, **(extra_meta or {})}
-        path = save_checkpoint(self.trainer, self.out, meta)
-        self._last_checkpoint = time.monotonic()
-        return path
+        return save_checkpoint(self.trainer, self.out, meta)
 
     def close(self) -> None:
         """Flush and close metrics.csv."""

@@ -7,14 +7,18 @@ Uploads are checked as safetensors checkpoints and never unpickled.
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+import numpy as np
 
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_metadata, save_checkpoint, trainer_from_bytes
 from .errors import CheckpointError, GanError
@@ -23,6 +27,52 @@ from .paths import ASSETS_DIR, runs_dir
 PRETRAINED_DIR = ASSETS_DIR / "pretrained"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib", ".npy", ".npz")
+
+
+METRICS_FILE = "metrics.csv"
+
+
+def _number(value: Any) -> Optional[float]:
+    """A finite float from saved metadata, or None for anything else (junk never breaks a listing)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FinalMetrics:
+    """The quality numbers saved with a run (see gan_core.live.quality): images or 2D toys."""
+
+    fcd: Optional[float] = None
+    fcd_n: Optional[int] = None
+    fcd_floor: Optional[float] = None
+    classes_covered: Optional[int] = None
+    n_classes: Optional[int] = None
+    modes_covered: Optional[int] = None
+    n_modes: Optional[int] = None
+    hq_fraction: Optional[float] = None
+
+    @classmethod
+    def from_meta(cls, saved: Any) -> "FinalMetrics":
+        """Read the `final_metrics` entry of a checkpoint's metadata; wrong types read as missing."""
+        saved = saved if isinstance(saved, dict) else {}
+        values = {name: _number(saved.get(name)) for name in cls.__dataclass_fields__}
+        ints = ("fcd_n", "classes_covered", "n_classes", "modes_covered", "n_modes")
+        return cls(**{k: (int(v) if k in ints and v is not None else v) for k, v in values.items()})
+
+    def to_meta(self) -> dict[str, float | int]:
+        """The entries to save (missing ones left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def summary(self) -> str:
+        """One line for tables: 'FCD 19.9, 10/10 classes' or '8/8 modes, 96% good', '' if nothing was measured."""
+        if self.fcd is not None:
+            classes = f", {self.classes_covered}/{self.n_classes or 10} classes" if self.classes_covered is not None else ""
+            return f"FCD {self.fcd:.1f}{classes}"
+        if self.modes_covered is not None:
+            good = f", {self.hq_fraction:.0%} good" if self.hq_fraction is not None else ""
+            return f"{self.modes_covered}/{self.n_modes} modes{good}"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +119,33 @@ class RunInfo:
     def owner(self) -> str:
         """The app session that trained or uploaded it ('' for the command line and pretrained)."""
         return str(self.meta.get("owner", ""))
+
+    @property
+    def final_metrics(self) -> FinalMetrics:
+        """The quality numbers saved with the run."""
+        return FinalMetrics.from_meta(self.meta.get("final_metrics"))
+
+    @property
+    def last_record(self) -> dict[str, float]:
+        """The last training step's numbers (loss_d, loss_g, d_real, d_fake...), numeric entries only."""
+        saved = self.meta.get("last_record")
+        saved = saved if isinstance(saved, dict) else {}
+        return {k: v for k, v in ((k, _number(v)) for k, v in saved.items()) if v is not None}
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds of training."""
+        return _number(self.meta.get("seconds")) or 0.0
+
+    @property
+    def status(self) -> str:
+        """How the run ended ('finished', 'stopped', 'running' while it trains...), 'saved' if not recorded."""
+        return str(self.meta.get("status") or "saved")
+
+    @property
+    def saved_at(self) -> str:
+        """When the checkpoint was written, 'YYYY-MM-DD HH:MM'."""
+        return str(self.meta.get("saved_at", ""))[:16].replace("T", " ")
 
     @property
     def label(self) -> str:
@@ -214,3 +291,32 @@ def import_upload(files: list[tuple[str, bytes]], owner: str = "", root: Optiona
     # Re-saved from the checked tensors (never the raw bytes), with the owner in the header metadata.
     save_checkpoint(trainer, folder, {**meta, "owner": owner, "uploaded_from": filename})
     return folder, notes
+
+
+def read_history(run_dir: str | Path, cap: int = 1000) -> dict[str, list[float]]:
+    """A run's metrics.csv as columns (step, loss_d, loss_g, d_real, ...), averaged down to about `cap`
+    rows; {} when the file is missing or unreadable."""
+    file = Path(run_dir) / METRICS_FILE
+    try:
+        with open(file, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    if not rows:
+        return {}
+    keys = [k for k in rows[0] if k]
+    table = np.array([[_csv_number(r.get(k)) for k in keys] for r in rows], dtype=np.float64)
+    stride = max(1, math.ceil(len(table) / cap))
+    if stride > 1:
+        usable = len(table) // stride * stride
+        last = table[stride - 1:usable:stride, 0]
+        table = table[:usable].reshape(-1, stride, len(keys)).mean(axis=1)
+        table[:, 0] = last
+    return {k: table[:, i].tolist() for i, k in enumerate(keys)}
+
+
+def _csv_number(text: Optional[str]) -> float:
+    try:
+        return float(text) if text else math.nan
+    except ValueError:
+        return math.nan

@@ -1,10 +1,10 @@
 """The training step. `Trainer.step()` does exactly one "(1) update D k times / (2) update G" iteration.
 
 The trainer owns the models, optimisers, data and a private random generator; it knows nothing of
-files (see checkpoint.py) or of the UI (see jobs.py). It is used from one thread at a time.
+files (see checkpoint.py) or of the UI (see gan_core/live and gan_core/app). It is used from one thread at a time.
 
 How the step runs on the device (mixed precision, memory format, when numbers are read back to
-the host) is a `Speed`; `auto_speed` picks what measured fastest (see benchmarks/throughput.py).
+the host) is a `Speed` (speed.py); `auto_speed` picks what measured fastest.
 """
 
 from __future__ import annotations
@@ -22,17 +22,18 @@ from torch import Tensor
 
 from .config import TrainConfig
 from .data import DATASETS, ImageData, ToyData, load_dataset
-from .device import bf16_supported, resolve_device
+from .device import resolve_device
 from .errors import GanError
 from .latent import INTERPOLATIONS
 from .losses import get_loss, gradient_penalty
 from .models import build_models
+from .sampling import checked_labels, eval_mode
+from .speed import CUDA_SYNC_EVERY, Speed, auto_speed  # noqa: F401 - CUDA_SYNC_EVERY: part of this module's API
 
 # torch.manual_seed is process-global: serialise model construction so that runs started in
 # parallel threads (the app) still get the initial weights their seed promises.
 _INIT_LOCK = threading.Lock()
 GRID_COLUMNS = 8
-CUDA_SYNC_EVERY = 16  # on a GPU, read the step's numbers back every this many steps
 
 
 class Diverged(GanError):
@@ -60,45 +61,6 @@ class StepRecord:
     def to_dict(self) -> dict:
         """Plain dict (for CSV / JSON)."""
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Speed:
-    """How the step is executed. The maths trained is the same for every choice (up to rounding).
-
-    amp_dtype:      autocast dtype: None (fp32), torch.bfloat16, or torch.float16 (with a GradScaler).
-    channels_last:  NHWC memory format for the weights and activations of convolutional models.
-    sync_every:     read the step's numbers back to the host (the only sync) every N steps.
-    compile:        "" (eager), or a torch.compile mode for G and D on CUDA, e.g. "reduce-overhead"
-                    (CUDA graphs: for the tiny toy models, whose steps are launch-bound). Opt-in and
-                    CUDA only: on the CPU it was slower than eager (toy: 0.6x after a 20 s compile).
-    """
-
-    amp_dtype: Optional[torch.dtype] = None
-    channels_last: bool = False
-    sync_every: int = 1
-    compile: str = ""
-
-
-def auto_speed(config: TrainConfig, device: torch.device) -> Speed:
-    """The fastest settings measured for this device and config (see benchmarks/throughput.py).
-    The 2D toys stay in fp32 unless bf16 is asked for: their layers are too small to repay the casts."""
-    precision = "fp32" if config.arch == "toy" and config.precision == "auto" else config.precision
-    return Speed(amp_dtype=_amp_dtype(precision, device),
-                 channels_last=config.arch == "dcgan" and device.type in ("cpu", "cuda"),
-                 sync_every=CUDA_SYNC_EVERY if device.type == "cuda" else 1)
-
-
-def _amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for `precision`: fp32 -> none; bf16 -> bf16 (CPU, or a GPU that has it);
-    auto -> bf16 on CPUs and GPUs with native bf16, fp16 (with loss scaling) on older CUDA GPUs."""
-    if precision == "fp32" or device.type not in ("cpu", "cuda"):
-        return None
-    if precision == "bf16":
-        return torch.bfloat16 if device.type == "cpu" or bf16_supported(device) else None
-    if bf16_supported(device):
-        return torch.bfloat16
-    return torch.float16 if device.type == "cuda" else None
 
 
 class Trainer:
@@ -340,32 +302,15 @@ class Trainer:
 
         labels: an int (all the same class), a tensor of n labels, or None (random classes if conditional).
         z: explicit latent vectors (n is then len(z))."""
-        g = self.sampler
-        was_training = g.training
-        g.eval()
-        try:
+        with eval_mode(self.sampler) as g:
             z = self.noise(n) if z is None else z.to(self.device, torch.float32)
             n = len(z)
-            labels = self._labels_for(n, labels)
+            labels = checked_labels(labels, n, self.num_classes, self.class_names, self.device)
+            if labels is None and self.num_classes:
+                labels = self.random_labels(n)
             with self._autocast():
                 out = g(z, labels)
             return out.float().contiguous().cpu()
-        finally:
-            g.train(was_training)
-
-    def _labels_for(self, n: int, labels: Optional[Tensor | int]) -> Optional[Tensor]:
-        if not self.num_classes:
-            if labels is not None:
-                raise GanError("this run is not conditional: it cannot draw a chosen class")
-            return None
-        if labels is None:
-            return self.random_labels(n)
-        if isinstance(labels, int):
-            labels = torch.full((n,), labels, dtype=torch.long)
-        labels = torch.as_tensor(labels, dtype=torch.long)
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise GanError(f"label must be in [0, {self.num_classes - 1}] ({', '.join(self.class_names)})")
-        return labels.to(self.device)
 
     def sample_fixed(self) -> Tensor:
         """Samples from `fixed_noise` (and `fixed_labels`): the same 'bills' at every snapshot."""

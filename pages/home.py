@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-import ui
 from gan_core import PRESETS
+from gan_core.app import nav, session
 from gan_core.paths import ASSETS_DIR
 
-ui.require_router("home")
+nav.require_router("home")
 st.title("GAN Playground", anchor=False)
 st.markdown("#### Watch a counterfeiter and the police teach each other, live in your browser.")
 
@@ -40,16 +40,16 @@ st.markdown(
 
 st.subheader("Try it", anchor=False)
 cards = [
-    (ui.PAGES["train"], "Train", ":material/model_training:",
+    (nav.page_path("train"), "Train", ":material/model_training:",
      "Pick a preset, press Start, and watch the losses, the samples and the police's verdicts update every second."),
-    (ui.PAGES["lab"], "2D lab", ":material/scatter_plot:",
+    (nav.page_path("lab"), "2D lab", ":material/scatter_plot:",
      "A GAN on 2D points: D's decision surface, and arrows showing where G's gradient pushes each fake. "
      "Step through one update at a time."),
-    (ui.PAGES["latent"], "Latent explorer", ":material/gesture:",
+    (nav.page_path("latent"), "Latent explorer", ":material/gesture:",
      "Walk between two points of the noise space and watch one drawing morph into another. Save the walk as a GIF."),
-    (ui.PAGES["class"], "Class control", ":material/category:",
+    (nav.page_path("class"), "Class control", ":material/category:",
      "With a conditional GAN, choose the class to draw: same style, another digit or garment."),
-    (ui.PAGES["runs"], "Runs", ":material/folder_open:",
+    (nav.page_path("runs"), "Runs", ":material/folder_open:",
      "Your saved runs: numbers, downloads, rename, delete, upload a checkpoint."),
 ]
 cols = st.columns(len(cards))
@@ -64,6 +64,6 @@ with st.expander("Lessons for the classroom: presets that fail on purpose"):
         st.markdown(f"- **`{p.name}`**: {p.description.removeprefix('LESSON: ')}. *Watch:* {p.lesson}.")
     st.caption("Choose them from the Preset box on the Train page (2D ones also in the 2D lab).")
 
-counts = ui.manager().counts()
-st.caption(f"Running on **{ui.device_text()}**. This server trains up to {counts['max_jobs']} run(s) at once; "
+counts = session.manager().counts()
+st.caption(f"Running on **{session.device_text()}**. This server trains up to {counts['max_jobs']} run(s) at once; "
            "further runs wait in a queue. Each browser tab has its own run.")

@@ -2,22 +2,22 @@
 
 import streamlit as st
 
-import charts
-import ui
-from gan_core.jobs import JobState
-from gan_core.lab2d import mean_displacement
+from gan_core.app import charts, dashboard, form, nav, session
+from gan_core.live import JobState
+from gan_core.live.lab2d import mean_displacement
 
 PREFIX = "lab"
+SPEED_KEY = f"{PREFIX}_slow_motion"
 SPEEDS = {"full speed": 0.0, "20 steps/s": 20.0, "5 steps/s": 5.0, "1 step/s": 1.0}
 
-ui.require_router("lab")
+nav.require_router("lab")
 st.title("2D lab", anchor=False)
 st.caption("A GAN learning a distribution of 2D points, the way GAN Lab shows it. The background is the police's "
            "opinion of every spot on the plane (**green**: D says *real*, **violet**: *fake*, dotted line: D's decision "
            "boundary). Real points are green, the counterfeiter's points violet, and each **arrow** shows where G's gradient "
            "pushes that fake (−∂loss_G/∂x): towards where the police say *real*.")
 
-job = ui.current_job()
+job = session.current_job()
 view = job.view() if job else None
 active = view is not None and view.active
 
@@ -31,14 +31,14 @@ if active and view.kind != "points":
 
 with st.expander("Start a 2D run" if not active else f"Setup (the run **{view.name}** is using it)", expanded=not active,
                  icon=":material/tune:"):
-    preset = ui.preset_picker(PREFIX, ui.TOY_PRESETS, default="ring8")
-    values = ui.config_form(PREFIX, toy=True)
+    preset = form.preset_picker(PREFIX, form.TOY_PRESETS, default="ring8")
+    values = form.config_form(PREFIX, toy=True)
 c1, c2, _ = st.columns([1, 1.6, 3], vertical_alignment="center")
 if c1.button("Start", type="primary", icon=":material/play_arrow:", disabled=active, width="stretch"):
-    if ui.start_job(preset, values):
+    if form.start_job(preset, values):
         st.rerun()
 if c2.button("Start paused (step by step)", icon=":material/slow_motion_video:", disabled=active, width="stretch"):
-    if ui.start_job(preset, values, start_paused=True):
+    if form.start_job(preset, values, start_paused=True):
         st.rerun()
 
 if view is None or view.kind != "points":
@@ -48,20 +48,21 @@ if view is None or view.kind != "points":
 
 
 def lab() -> None:
-    header = ui.live_run_header(PREFIX, step_label="Step: D, then G")
+    job = session.current_job()
+    if job is not None:  # the speed chosen last time applies before this run's one view is built
+        job.set_speed(SPEEDS.get(session.peek_session_value(SPEED_KEY) or "full speed", 0.0))
+    header = dashboard.live_run_header(PREFIX, step_label="Step: D, then G")
     if header is None:
         return
     job, view = header
-    speed = st.segmented_control("Speed", list(SPEEDS), default="full speed", key=f"{PREFIX}_slow_motion", persist_state="session",
-                                 help="Slow motion: limit the training steps per second so you can follow each update.")
-    job.set_speed(SPEEDS.get(speed or "full speed", 0.0))
-    view = job.view()
-    ui.status_banner(view)
+    st.segmented_control("Speed", list(SPEEDS), default="full speed", key=SPEED_KEY, persist_state="session",
+                         help="Slow motion: limit the training steps per second so you can follow each update.")
+    dashboard.status_banner(view)
     if view.lab is None:
         return
     plot, side = st.columns([1.5, 1], gap="medium")
     with plot:
-        ui.lab_panel(view, PREFIX, height=560)
+        dashboard.lab_panel(view, PREFIX, height=560)
     with side:
         m = view.metrics
         c1, c2 = st.columns(2)
@@ -74,7 +75,7 @@ def lab() -> None:
         if view.verdict is not None:
             c1.metric("Fakes that pass", f"{view.verdict.fake_pass_share:.0%}")
             c2.metric("Reals recognised", f"{view.verdict.real_pass_share:.0%}")
-        ui.charts_panel(view, f"{PREFIX}_side", height=210)
+        dashboard.charts_panel(view, f"{PREFIX}_side", height=210)
 
     frames = view.step_frames
     if frames and view.state == JobState.PAUSED:
@@ -92,5 +93,5 @@ def lab() -> None:
         st.caption("Press **Step: D, then G** to see one update of each network, before and after.")
 
 
-ui.live_fragment(lab, active, key=PREFIX)
-ui.quality_fragment(PREFIX, active)
+dashboard.live_fragment(lab, active, key=PREFIX)
+dashboard.quality_fragment(PREFIX, active)

@@ -5,7 +5,8 @@ import random
 import streamlit as st
 import torch
 
-import ui
+from gan_core import images
+from gan_core.app import explore, nav, session
 from gan_core.conditional import class_embeddings, sample_with_embedding
 from gan_core.images import grid_image
 from gan_core.latent import INTERPOLATIONS
@@ -13,23 +14,23 @@ from gan_core.latent import INTERPOLATIONS
 STRIP_FRAMES = 10
 GIF_FRAMES = 32
 
-ui.require_router("latent")
+nav.require_router("latent")
 st.title("Latent explorer", anchor=False)
 st.caption("Every point **z** of the noise space is one drawing. Pick two points, then move between them: a generator "
            "that has learned well changes its drawing smoothly, without jumps or garbage in between.")
 
-runs = [r for r in ui.runs_for_session() if not r.is_points]
+runs = [r for r in explore.runs_for_session() if not r.is_points]
 if not runs:
     st.info("No image generator yet. Train one for a minute or two on the **Train** page (preset **mnist-dcgan**); "
             "when it is stopped it appears here. Pretrained generators in `assets/pretrained/` are listed here too.",
             icon=":material/info:")
-    st.page_link(ui.PAGES["train"], label="Go to Train", icon=":material/model_training:")
+    st.page_link(nav.page_path("train"), label="Go to Train", icon=":material/model_training:")
     st.stop()
 
-run = ui.run_picker(runs, key="latent_run")
-loaded = ui.load_run(str(run.path), run.mtime)
-trainer = loaded.trainer
-seeds = ui.session_value("latent_seeds", lambda: [1, 2])
+run = explore.run_picker(runs, key="latent_run")
+loaded = explore.load_run(str(run.path), run.mtime)
+generator = loaded.generator
+seeds = session.session_value("latent_seeds", lambda: [1, 2])
 
 c1, c2, c3, c4 = st.columns([1, 1, 1, 2.2], vertical_alignment="bottom")
 if c1.button("New start", icon=":material/casino:", width="stretch", help="Draw a new random start point z₀."):
@@ -42,13 +43,13 @@ mode = c4.radio("Path", list(INTERPOLATIONS), horizontal=True, key="latent_mode"
                 help="slerp follows the sphere where Gaussian z's live (their length stays typical); lerp takes the "
                      "straight line, which dips through the unusual short vectors near the centre.")
 classes = None  # conditional runs: the class at each end (the label embedding is walked too)
-if trainer.num_classes:
-    k = trainer.num_classes
+if generator.num_classes:
+    k = generator.num_classes
     c1, c2 = st.columns(2)
     start_class = c1.selectbox("Class at z₀", range(k), index=min(3, k - 1), key="latent_class_start",
-                               format_func=lambda i: trainer.class_names[i])
+                               format_func=lambda i: generator.class_names[i])
     end_class = c2.selectbox("Class at z₁", range(k), index=min(8, k - 1), key="latent_class_end",
-                             format_func=lambda i: trainer.class_names[i],
+                             format_func=lambda i: generator.class_names[i],
                              help="Pick the same class at both ends to change only the style.")
     classes = (start_class, end_class)
 position = st.slider("Position between z₀ and z₁", 0.0, 1.0, 0.5, 0.01, key="latent_t")
@@ -56,7 +57,7 @@ position = st.slider("Position between z₀ and z₁", 0.0, 1.0, 0.5, 0.01, key=
 
 def path_z(seeds: tuple[int, int], mode: str, t: torch.Tensor) -> torch.Tensor:
     """Latent vectors at positions t (K, 1) on the path between the two seeds' z."""
-    z0, z1 = (ui.latent(trainer.config.z_dim, s).view(1, -1) for s in seeds)
+    z0, z1 = (explore.latent(generator.config.z_dim, s).view(1, -1) for s in seeds)
     return INTERPOLATIONS[mode](z0, z1, t)
 
 
@@ -65,35 +66,35 @@ def render(z: torch.Tensor, t: torch.Tensor, classes):
     to the other's at the same pace."""
     with loaded.lock:
         if classes is None:
-            return trainer.sample(z=z)
-        table = class_embeddings(trainer)
+            return generator.sample(z=z)
+        table = class_embeddings(generator)
         embedding = table[classes[0]] * (1 - t) + table[classes[1]] * t
-        return sample_with_embedding(trainer, z, embedding)
+        return sample_with_embedding(generator, z, embedding)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def strip_png(path: str, mtime: float, seeds: tuple[int, int], mode: str, classes) -> bytes:
     """The whole path as one row of frames."""
     t = torch.linspace(0, 1, STRIP_FRAMES).unsqueeze(1)
-    return ui.png(grid_image(render(path_z(seeds, mode, t), t, classes), nrow=STRIP_FRAMES, scale=3))
+    return images.png(grid_image(render(path_z(seeds, mode, t), t, classes), nrow=STRIP_FRAMES, scale=3))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def walk_gif(path: str, mtime: float, seeds: tuple[int, int], mode: str, classes) -> bytes:
     """The walk there and back as a looping GIF."""
     t = torch.linspace(0, 1, GIF_FRAMES).unsqueeze(1)
-    frames = [ui.single_image(x, side=196) for x in render(path_z(seeds, mode, t), t, classes)]
-    return ui.gif(frames + frames[-2:0:-1])
+    frames = [images.single_image(x, side=196) for x in render(path_z(seeds, mode, t), t, classes)]
+    return images.gif(frames + frames[-2:0:-1])
 
 
 key = (str(run.path), run.mtime, tuple(seeds), mode, classes)
 left, right = st.columns([1, 2], gap="large")
 with left:
-    with ui.Timer() as timer:
+    with explore.Timer() as timer:
         t = torch.tensor([[position]])
-        image = ui.single_image(render(path_z(tuple(seeds), mode, t), t, classes)[0], side=280)
+        image = images.single_image(render(path_z(tuple(seeds), mode, t), t, classes)[0], side=280)
     st.image(image, caption=f"t = {position:.2f}", width=280)
-    st.caption(f"Rendered in {timer.ms:.0f} ms on {ui.device_text()}.")
+    st.caption(f"Rendered in {timer.ms:.0f} ms on {session.device_text()}.")
 with right:
     st.markdown("**The whole path**, from z₀ (left) to z₁ (right)")
     st.image(strip_png(*key), width="stretch")
@@ -103,4 +104,4 @@ with right:
     st.download_button("Download the walk (GIF)", animation, file_name=f"{run.name}-walk-{seeds[0]}-{seeds[1]}.gif",
                        mime="image/gif", icon=":material/download:")
 st.caption(f"Generator: **{run.name}**, {run.dataset}, trained {run.step:,} steps. z₀ seed {seeds[0]}, z₁ seed {seeds[1]}, "
-           f"z has {trainer.config.z_dim} dimensions.")
+           f"z has {generator.config.z_dim} dimensions.")

@@ -1,29 +1,26 @@
 """Runs: saved runs with their settings and final numbers; open, download, rename, delete, upload."""
 
-import csv
 import json
-from pathlib import Path
 
 import streamlit as st
 
-import charts
-import ui
+from gan_core import images
+from gan_core.app import charts, explore, nav, session
 from gan_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from gan_core.errors import GanError
-from gan_core.runner import METRICS_FILE
-from gan_core.runs import delete_run, import_upload, rename_run
+from gan_core.runs import RunInfo, delete_run, import_upload, read_history, rename_run
 
-ui.require_router("runs")
+nav.require_router("runs")
 st.title("Runs", anchor=False)
 st.caption("A run is saved when it finishes or is stopped, and every 20 seconds while it trains (so a crash or a "
            "divergence keeps the last good checkpoint). Checkpoints are safetensors files with their settings inside.")
 
-ui.show_flash()
+session.show_flash()
 show_all = st.toggle("Show runs of other sessions", key="runs_show_all",
                      help="Runs trained in other browser sessions on this server are hidden unless you ask for them.")
 # Your own runs first: this page is for managing them (the explorers default to the pretrained ones).
-runs = sorted(ui.runs_for_session(include_others=show_all), key=lambda r: r.source == "pretrained")
-job = ui.current_job()
+runs = sorted(explore.runs_for_session(include_others=show_all), key=lambda r: r.source == "pretrained")
+job = session.current_job()
 if job is not None and job.state.active:
     st.caption(f"Your run **{job.name}** is training; it is listed here once stopped.")
 
@@ -31,36 +28,26 @@ if job is not None and job.state.active:
 @st.cache_data(max_entries=32, show_spinner=False)
 def sample_png(path: str, mtime: float) -> bytes:
     """64 samples of a run (or a scatter of 2D points), reproducible."""
-    loaded = ui.load_run(path, mtime)
+    loaded = explore.load_run(path, mtime)
     with loaded.lock:
-        return ui.png(ui.samples_picture(loaded.trainer, n=64, seed=0))
+        return images.png(explore.samples_picture(loaded.generator, n=64, seed=0))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def metrics_history(path: str, mtime: float) -> dict:
     """The run's metrics.csv as plot columns (decimated)."""
-    file = Path(path) / METRICS_FILE
-    if not file.is_file():
-        return {}
-    with open(file, newline="") as f:
-        return charts.history_from_csv_rows(list(csv.DictReader(f)))
+    return read_history(path)
 
 
-def numbers(run) -> dict:
+def numbers(run: RunInfo) -> dict:
     """Final numbers of a run, for the table."""
-    last = run.meta.get("last_record") or {}
-    final = run.meta.get("final_metrics") or {}
-    quality = ""
-    if "fcd" in final:
-        quality = f"FCD {final['fcd']:.1f}, {final['classes_covered']}/10 classes"
-    elif "modes_covered" in final:
-        quality = f"{final['modes_covered']}/{final['n_modes']} modes"
+    last = run.last_record
     return {
-        "Name": run.name, "By": ui.owner_text(run), "Dataset": run.dataset,
+        "Name": run.name, "By": explore.owner_text(run), "Dataset": run.dataset,
         "Model": f"{run.config.get('arch', '?')}{' (cond.)' if run.conditional else ''}", "Loss": run.config.get("loss", "?"),
-        "Steps": run.step, "Minutes": round(float(run.meta.get("seconds", 0)) / 60, 1),
+        "Steps": run.step, "Minutes": round(run.train_seconds / 60, 1),
         "D loss": last.get("loss_d"), "G loss": last.get("loss_g"), "D(x)": last.get("d_real"), "D(G(z))": last.get("d_fake"),
-        "Quality": quality, "Status": run.meta.get("status", "saved"), "Saved": str(run.meta.get("saved_at", ""))[:16].replace("T", " "),
+        "Quality": run.final_metrics.summary(), "Status": run.status, "Saved": run.saved_at,
     }
 
 
@@ -72,7 +59,7 @@ else:
                                 "G loss": st.column_config.NumberColumn(format="%.3f"),
                                 "D(x)": st.column_config.NumberColumn(format="%.2f"),
                                 "D(G(z))": st.column_config.NumberColumn(format="%.2f")})
-    run = ui.run_picker(runs, key="runs_selected", label="Run")
+    run = explore.run_picker(runs, key="runs_selected", label="Run")
     path = str(run.path)
     picture, details = st.columns([1, 1.4], gap="large")
     with picture:
@@ -89,12 +76,12 @@ else:
     c = st.columns(5)
     if c[0].button("Latent explorer", icon=":material/gesture:", help="Open this run in the Latent explorer.",
                    disabled=run.is_points, width="stretch"):
-        ui.set_session_value("selected_run", path)
-        st.switch_page(ui.PAGES["latent"])
+        session.set_session_value("selected_run", path)
+        st.switch_page(nav.page_path("latent"))
     if c[1].button("Class control", icon=":material/category:", help="Open this run in Class control.",
                    disabled=not run.conditional, width="stretch"):
-        ui.set_session_value("selected_run", path)
-        st.switch_page(ui.PAGES["class"])
+        session.set_session_value("selected_run", path)
+        st.switch_page(nav.page_path("class"))
     c[2].download_button("Checkpoint", lambda: (run.path / WEIGHTS_FILE).read_bytes(), file_name=f"{run.name}.safetensors",
                          mime="application/octet-stream", icon=":material/download:", width="stretch",
                          help="model.safetensors: the weights, with the settings inside its header.")
@@ -104,48 +91,48 @@ else:
                          mime="image/png", icon=":material/download:", width="stretch")
 
     if run.source == "saved":
-        busy = ui.manager().active_run_dirs()
+        busy = session.manager().active_run_dirs()
         with st.expander("Rename or delete"):
             c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
             new_name = c1.text_input("New name", value=run.name, key=f"rename_{run.name}")
             if c2.button("Rename", icon=":material/edit:", width="stretch"):
                 try:
-                    ui.set_session_value("selected_run", str(rename_run(run.path, new_name, busy=busy)))
+                    session.set_session_value("selected_run", str(rename_run(run.path, new_name, busy=busy)))
                     st.rerun()
                 except GanError as exc:
                     st.error(str(exc))
-            confirming = ui.session_value("confirm_delete", "") == path
+            confirming = session.session_value("confirm_delete", "") == path
             if not confirming:
                 if st.button("Delete this run", icon=":material/delete:"):
-                    ui.set_session_value("confirm_delete", path)
+                    session.set_session_value("confirm_delete", path)
                     st.rerun()
             else:
                 st.warning(f"Delete **{run.name}** for good: its checkpoint, metrics and samples?", icon=":material/warning:")
                 y, n, _ = st.columns([1, 1, 3])
                 if y.button("Yes, delete it", type="primary", icon=":material/delete_forever:"):
-                    ui.set_session_value("confirm_delete", "")
+                    session.set_session_value("confirm_delete", "")
                     try:
                         delete_run(run.path, busy=busy)
-                        ui.flash(f"Deleted {run.name}.")
+                        session.flash(f"Deleted {run.name}.")
                         st.rerun()
                     except GanError as exc:
                         st.error(str(exc))
                 if n.button("Cancel"):
-                    ui.set_session_value("confirm_delete", "")
+                    session.set_session_value("confirm_delete", "")
                     st.rerun()
 
 st.subheader("Upload a checkpoint", anchor=False)
 st.caption(f"A run's **{WEIGHTS_FILE}** (optionally with its {CONFIG_FILE}). Only safetensors is accepted: pickled "
            "PyTorch files (.pt, .pth, .ckpt) can run code when opened and are refused.")
-upload_key = f"runs_upload_{ui.session_value('upload_round', 0)}"  # a new key empties the uploader after an import
+upload_key = f"runs_upload_{session.session_value('upload_round', 0)}"  # a new key empties the uploader after an import
 files = st.file_uploader("Checkpoint files", accept_multiple_files=True, key=upload_key, label_visibility="collapsed")
 if files and st.button("Add to my runs", icon=":material/upload:"):
     try:
-        folder, notes = import_upload([(f.name, f.getvalue()) for f in files], owner=ui.session_id())
+        folder, notes = import_upload([(f.name, f.getvalue()) for f in files], owner=session.session_id())
     except GanError as exc:
         st.error(str(exc), icon=":material/block:")
     else:
-        ui.set_session_value("selected_run", str(folder))
-        ui.set_session_value("upload_round", ui.session_value("upload_round", 0) + 1)
-        ui.flash(" ".join([f"Added as **{folder.name}**."] + notes), "warning" if notes else "success")
+        session.set_session_value("selected_run", str(folder))
+        session.set_session_value("upload_round", session.session_value("upload_round", 0) + 1)
+        session.flash(" ".join([f"Added as **{folder.name}**."] + notes), "warning" if notes else "success")
         st.rerun()

@@ -2,19 +2,19 @@
 
 import streamlit as st
 
-import ui
 from gan_core import PRESETS
+from gan_core.app import dashboard, form, nav, session
 from gan_core.data import DATASETS
-from gan_core.jobs import JobState
+from gan_core.live import JobState
 
 PREFIX = "train"
 
-ui.require_router("train")
+nav.require_router("train")
 st.title("Train", anchor=False)
 st.caption("Choose a preset (or tune it), press **Start**, and watch the counterfeiter (G) learn against the police (D). "
            "Training runs on the server in the background: you can switch pages and come back.")
 
-job = ui.current_job()
+job = session.current_job()
 view = job.view() if job else None
 active = view is not None and view.active
 ended_badly = view is not None and view.state in (JobState.FAILED, JobState.DIVERGED)
@@ -22,19 +22,19 @@ ended_badly = view is not None and view.state in (JobState.FAILED, JobState.DIVE
 
 def use_bundled_mnist() -> None:
     """The dataset could not be downloaded: switch the form to mnist-5k and start again."""
-    ui.set_session_value(f"{PREFIX}_dataset", "mnist-5k")
-    ui.set_session_value("train_fallback", True)
+    session.set_session_value(f"{PREFIX}_dataset", "mnist-5k")
+    session.set_session_value("train_fallback", True)
 
 
 if ended_badly:  # say it first, above the settings that will be changed
-    ui.status_banner(view)
+    dashboard.status_banner(view)
     if view.error_kind == "data":
         st.button("Train on the bundled mnist-5k instead", icon=":material/inventory_2:", on_click=use_bundled_mnist)
 
 with st.expander("Setup" if not active else f"Setup (the run **{view.name}** is using it)", expanded=not active,
                  icon=":material/tune:"):
-    preset = ui.preset_picker(PREFIX, list(PRESETS), default="mnist-dcgan")
-    values = ui.config_form(PREFIX)
+    preset = form.preset_picker(PREFIX, list(PRESETS), default="mnist-dcgan")
+    values = form.config_form(PREFIX)
     spec = DATASETS.get(values.get("dataset", ""))
     if spec is not None and spec.source == "download":
         st.info(f"**{spec.name}** ({spec.download_mb} MB) is downloaded the first time it is used. "
@@ -44,11 +44,11 @@ c1, c2, _ = st.columns([1, 1.3, 3], vertical_alignment="center")
 start = c1.button("Start", type="primary", icon=":material/play_arrow:", disabled=active, width="stretch",
                   help="Check the settings and start training." if not active else "Stop the current run first.")
 paused = c2.toggle("Start paused", key="train_start_paused", help="Start, then move one step at a time with Step.")
-if ui.session_value("train_fallback", False):  # "use mnist-5k instead" was pressed
-    ui.set_session_value("train_fallback", False)
+if session.session_value("train_fallback", False):  # "use mnist-5k instead" was pressed
+    session.set_session_value("train_fallback", False)
     start = True
 if start and not active:
-    if ui.start_job(preset, values, start_paused=paused):
+    if form.start_job(preset, values, start_paused=paused):
         st.rerun()
 
 if view is None:
@@ -57,25 +57,25 @@ if view is None:
     st.stop()
 
 
-def dashboard() -> None:
-    header = ui.live_run_header(PREFIX)
+def live_view() -> None:
+    header = dashboard.live_run_header(PREFIX)
     if header is None:
         return
     job, view = header
     if view.state not in (JobState.FAILED, JobState.DIVERGED):  # those are told at the top of the page
-        ui.status_banner(view)
+        dashboard.status_banner(view)
     if view.step == 0 and view.latest is None:  # queued, loading, or failed before training
         return
-    ui.stats_row(view)
+    dashboard.stats_row(view)
     left, right = st.columns([1, 1.25], gap="medium")
     with left:
         if view.kind == "points":
-            ui.lab_panel(view, PREFIX, height=470, options=False)
+            dashboard.lab_panel(view, PREFIX, height=470, options=False)
         else:
             st.markdown("**The counterfeiter's bills** (fixed noise)")
-            ui.samples_panel(view, PREFIX)
+            dashboard.samples_panel(view, PREFIX)
     with right:
-        ui.charts_panel(view, PREFIX, height=250)
+        dashboard.charts_panel(view, PREFIX, height=250)
     if view.kind == "points":
         v = view.verdict
         if v is not None:
@@ -83,8 +83,8 @@ def dashboard() -> None:
                        f"{v.real_pass_share:.0%} of the real ones are recognised. Green background: D says *real*; "
                        "violet: D says *fake*. The **2D lab** page shows this plane larger, with slow motion.")
     else:
-        ui.verdict_panel(view)
+        dashboard.verdict_panel(view)
 
 
-ui.live_fragment(dashboard, active, key=PREFIX)
-ui.quality_fragment(PREFIX, active)
+dashboard.live_fragment(live_view, active, key=PREFIX)
+dashboard.quality_fragment(PREFIX, active)

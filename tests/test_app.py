@@ -11,25 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from gan_core import get_preset, jobs
+from gan_core import get_preset
 from gan_core.checkpoint import WEIGHTS_FILE, save_checkpoint
 from gan_core.errors import CheckpointError, GanError
-from gan_core.jobs import JobManager, JobState
+from gan_core.app.nav import PAGES as PAGE_INFO
+from gan_core.live import JobManager, JobState, set_manager
 from gan_core.paths import runs_dir
 from gan_core.runs import delete_run, import_upload, list_runs, rename_run
 from gan_core.trainer import Trainer
 
 APP = str(Path(__file__).resolve().parents[1] / "playground.py")
-PAGES = ["pages/home.py", "pages/train.py", "pages/lab.py", "pages/latent.py", "pages/class_control.py", "pages/runs.py"]
+PAGES = [p.path for p in PAGE_INFO]
 
 
 @pytest.fixture(autouse=True)
 def manager(monkeypatch):
     """A fresh process-wide job manager per test (one slot, quick cadences), shut down afterwards."""
     m = JobManager(max_jobs=1, view_seconds=0.2, metrics_seconds=1.0, checkpoint_seconds=1.0)
-    monkeypatch.setattr(jobs, "_manager", m)
+    previous = set_manager(m)
     yield m
     m.shutdown(timeout=30)
+    set_manager(previous)
 
 
 def app():

@@ -11,9 +11,9 @@ import torch
 from gan_core import get_preset
 from gan_core.checkpoint import load_checkpoint, read_metadata
 from gan_core.errors import DataUnavailable, GanError
-from gan_core.jobs import JobManager, JobState
-from gan_core.live_metrics import LiveMetrics, with_collapse_warning
-from gan_core.live import RecordHistory, SnapshotHistory
+from gan_core.live import JobManager, JobState
+from gan_core.live.quality import LiveMetrics, with_collapse_warning
+from gan_core.live.view import RecordHistory, SnapshotHistory
 from gan_core.paths import data_cache_dir
 from gan_core.runs import list_runs, visible_runs
 from gan_core.trainer import StepRecord, Trainer

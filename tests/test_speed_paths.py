@@ -13,7 +13,7 @@ import torch
 
 from gan_test_utils import random_image_data
 from gan_core import PRESETS, Diverged, Trainer
-from gan_core import trainer as trainer_module
+from gan_core import speed as speed_module
 from gan_core.models import build_models
 from gan_core.trainer import CUDA_SYNC_EVERY, Speed, auto_speed
 
@@ -166,7 +166,7 @@ def test_grad_scaler_is_used_only_for_fp16():
 # --- choosing the path per device (the CUDA choices checked without a GPU) ----------------------------
 @pytest.mark.parametrize("gpu_bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
 def test_auto_speed_on_cuda(monkeypatch, gpu_bf16, expected):
-    monkeypatch.setattr(trainer_module, "bf16_supported", lambda device: gpu_bf16)
+    monkeypatch.setattr(speed_module, "bf16_supported", lambda device: gpu_bf16)
     cuda = torch.device("cuda")
     speed = auto_speed(PRESETS["mnist-dcgan"].config(), cuda)
     assert speed.amp_dtype == expected and speed.channels_last and speed.sync_every == CUDA_SYNC_EVERY
@@ -176,7 +176,7 @@ def test_auto_speed_on_cuda(monkeypatch, gpu_bf16, expected):
 
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_auto_speed_on_cpu(monkeypatch, native_bf16):
-    monkeypatch.setattr(trainer_module, "bf16_supported", lambda device: native_bf16)
+    monkeypatch.setattr(speed_module, "bf16_supported", lambda device: native_bf16)
     cpu = torch.device("cpu")
     speed = auto_speed(PRESETS["mnist-dcgan"].config(), cpu)
     assert speed.amp_dtype == (torch.bfloat16 if native_bf16 else None)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from pathlib import Path
 
 import pytest
 from browser_utils import assert_no_crash, new_app_page
+
+from gan_core.app.nav import PAGES
 
 STEP_METRIC = "[data-testid=stMetric]:has-text('Step') [data-testid=stMetricValue]"
 
@@ -160,8 +163,8 @@ def test_two_sessions_at_once(browser, app_url, screenshots):
             c.close()
 
 
-@pytest.mark.parametrize("path,heading", [("", "GAN Playground"), ("train", "Train"), ("lab", "2D lab"),
-                                          ("class_control", "Class control"), ("runs", "Runs")])
+@pytest.mark.parametrize("path,heading", [("", "GAN Playground") if p.key == "home" else (Path(p.path).stem, p.title)
+                                          for p in PAGES])
 def test_screenshot_every_page(page, app_url, screenshots, path, heading):
     open_app(page, app_url, path, heading)
     time.sleep(1.5)

@@ -16,9 +16,10 @@ from typing import Optional
 
 import torch
 
-from . import metrics as quality
-from .errors import EvaluatorError
-from .trainer import Trainer
+from .. import metrics as quality
+from ..errors import EvaluatorError
+from ..runs import FinalMetrics
+from ..trainer import Trainer
 
 SPIRAL_SEGMENTS = 12
 TOY_METRIC_SAMPLES = 2_500
@@ -45,6 +46,15 @@ class LiveMetrics:
     warning: str = ""  # the mode-collapse warning, when coverage is too low
     seconds: float = 0.0  # how long the last pass took
 
+    def final(self) -> FinalMetrics:
+        """The latest numbers, as saved with the run."""
+        if self.kind == "image" and self.fcd:
+            return FinalMetrics(fcd=round(self.fcd[-1], 3), fcd_n=self.fcd_n, fcd_floor=round(self.fcd_floor or 0, 3),
+                                classes_covered=self.covered[-1], n_classes=self.n_modes)
+        if self.kind == "points" and self.covered:
+            return FinalMetrics(modes_covered=self.covered[-1], n_modes=self.n_modes,
+                                hq_fraction=round(self.hq_fraction[-1], 4))
+        return FinalMetrics()
 
 
 def measure(trainer: Trainer, rng: torch.Generator, previous: Optional[LiveMetrics] = None,

@@ -7,15 +7,14 @@ a live page rebuilds its charts every second in the process that also trains, so
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from gan_core.live_metrics import LiveMetrics
-from gan_core.lab2d import EXTENT, LabView
-from gan_core.live import ScoreScale
+from ..live.lab2d import EXTENT, LabView
+from ..live.quality import LiveMetrics
+from ..live.verdict import ScoreScale
 
 POLICE = "#2563eb"
 FAKE = "#7c3aed"
@@ -173,18 +172,3 @@ def per_mode_figure(m: LiveMetrics, height: int = 240) -> go.Figure:
                  hovertemplate="mode %{x}: %{y} samples<extra></extra>")]
     return _figure(data, "Good samples per mode", height, x_title="mode", y_title="samples", hovermode="closest",
                    xaxis=dict(type="category"))
-
-
-def history_from_csv_rows(rows: list[dict[str, str]], cap: int = 1000) -> dict[str, list[float]]:
-    """metrics.csv rows to plot columns, decimated to about `cap` points by averaging."""
-    if not rows:
-        return {}
-    keys = [k for k in rows[0] if k]
-    table = np.array([[float(r.get(k) or math.nan) for k in keys] for r in rows], dtype=np.float64)
-    stride = max(1, math.ceil(len(table) / cap))
-    if stride > 1:
-        usable = len(table) // stride * stride
-        last = table[stride - 1:usable:stride, 0]
-        table = table[:usable].reshape(-1, stride, len(keys)).mean(axis=1)
-        table[:, 0] = last
-    return {k: table[:, i].tolist() for i, k in enumerate(keys)}

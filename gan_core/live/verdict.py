@@ -1,125 +1,23 @@
-"""What a live training view shows, computed next to the training loop (never in the page).
-
-Bounded histories (so a long run keeps a fixed memory footprint), how to read D's output for
-each loss, and "the police's verdict": real and fake samples framed by D's score. Nothing here
-draws from the trainer's own random generator, so watching a run never changes its results.
+"""The police's verdict: how to read D's output for each loss, and real and fake samples framed by
+D's score. Computed next to the training loop (never in the page); nothing here draws from the
+trainer's own random generator, so watching a run never changes its results.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import Tensor, nn
 
-from .images import to_uint8
-from .trainer import StepRecord, Trainer
+from ..images import font, png, to_uint8
+from ..trainer import Trainer
 
-HISTORY_FIELDS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "images_per_s", "seconds")
 PASS_COLOUR = (22, 163, 74)
 CAUGHT_COLOUR = (220, 38, 38)
-
-
-# --- bounded histories -----------------------------------------------------------------------
-class RecordHistory:
-    """Step records decimated to at most `cap` rows.
-
-    Each row is the mean of `stride` consecutive steps; when the table is full, neighbouring rows
-    are merged pairwise and the stride doubles. Curves stay smooth and cover the whole run.
-    """
-
-    def __init__(self, cap: int = 1000):
-        self.cap = max(2, cap - cap % 2)
-        self.stride = 1
-        self._rows: list[np.ndarray] = []
-        self._window: Optional[np.ndarray] = None
-        self._window_count = 0
-        self._window_last_step = 0
-
-    def add(self, rec: StepRecord) -> None:
-        """Add one step's record."""
-        values = np.array([getattr(rec, name) for name in HISTORY_FIELDS], dtype=np.float64)
-        if self._window is None:
-            self._window, self._window_count = values, 1
-        else:
-            self._window += values
-            self._window_count += 1
-        self._window_last_step = rec.step
-        if self._window_count >= self.stride:
-            self._flush()
-
-    def _flush(self) -> None:
-        row = self._window / self._window_count
-        row[0] = self._window_step_end  # a row sits at the last step of its window
-        self._rows.append(row)
-        self._window, self._window_count = None, 0
-        if len(self._rows) >= self.cap:
-            pairs = np.stack(self._rows).reshape(-1, 2, len(HISTORY_FIELDS))
-            merged = pairs.mean(axis=1)
-            merged[:, 0] = pairs[:, 1, 0]
-            self._rows = list(merged)
-            self.stride *= 2
-
-    @property
-    def _window_step_end(self) -> float:
-        return float(self._window_last_step)
-
-    def __len__(self) -> int:
-        return len(self._rows) + (1 if self._window is not None else 0)
-
-    def columns(self) -> dict[str, list[float]]:
-        """Every field as a list (a copy), including the partly filled last window."""
-        rows = list(self._rows)
-        if self._window is not None:
-            row = self._window / self._window_count
-            row[0] = self._window_step_end
-            rows.append(row)
-        if not rows:
-            return {name: [] for name in HISTORY_FIELDS}
-        table = np.stack(rows)
-        return {name: table[:, i].tolist() for i, name in enumerate(HISTORY_FIELDS)}
-
-
-class SnapshotHistory:
-    """At most `cap` snapshots, evenly spaced in time over the whole run.
-
-    A snapshot is taken when `due()`; when the list is full every other one is dropped and the
-    interval doubles, so the kept ones stay evenly spread (the newest is always kept).
-    """
-
-    def __init__(self, cap: int = 100, every_seconds: float = 1.0):
-        self.cap = max(4, cap)
-        self.every = every_seconds
-        self._items: list[tuple[int, object]] = []
-        self._last = -float("inf")
-
-    def due(self, now: float) -> bool:
-        """Whether a new snapshot should be taken at monotonic time `now`."""
-        return now - self._last >= self.every
-
-    def add(self, step: int, payload: object, now: float) -> None:
-        """Keep `payload` (PNG bytes, a point array...) as the snapshot of `step`."""
-        if self._items and self._items[-1][0] == step:
-            self._items[-1] = (step, payload)
-        else:
-            self._items.append((step, payload))
-        self._last = now
-        if len(self._items) > self.cap:
-            newest = self._items[-1]
-            self._items = self._items[:-1][::2] + [newest]
-            self.every *= 2
-
-    def items(self) -> list[tuple[int, object]]:
-        """(step, payload) pairs, oldest first (a copy of the list; payloads are shared, never mutated)."""
-        return list(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 # --- reading D's output ----------------------------------------------------------------------
@@ -216,13 +114,6 @@ def police_verdict(trainer: Trainer, generator: torch.Generator, n: int = 16, co
     )
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
 def _framed_tiles(images: Tensor, scores: Tensor, threshold: float, columns: int, probability: bool) -> bytes:
     """One PNG of tiles upscaled for display, each in a green (passed) / red (caught) frame over its score."""
     array = to_uint8(images)
@@ -233,7 +124,7 @@ def _framed_tiles(images: Tensor, scores: Tensor, threshold: float, columns: int
     rows = -(-len(images) // columns)
     canvas = Image.new("RGB", (columns * cell_w + gap, rows * cell_h + gap), "white")
     draw = ImageDraw.Draw(canvas)
-    font = _font(13)
+    small = font(13)
     for i in range(len(images)):
         r, c = divmod(i, columns)
         x0, y0 = gap + c * cell_w, gap + r * cell_h
@@ -242,12 +133,5 @@ def _framed_tiles(images: Tensor, scores: Tensor, threshold: float, columns: int
         draw.rectangle((x0, y0, x0 + tile + 2 * frame - 1, y0 + tile + 2 * frame - 1), fill=colour)
         canvas.paste(Image.fromarray(array[i]).convert("RGB").resize((tile, tile), Image.NEAREST), (x0 + frame, y0 + frame))
         value = f"{float(scores[i]):.2f}" if probability else f"{float(scores[i]):+.2f}"
-        draw.text((x0 + frame + tile / 2, y0 + tile + 2 * frame + 2), value, fill=colour, font=font, anchor="ma")
-    return fast_png(canvas)
-
-
-def fast_png(img: Image.Image) -> bytes:
-    """PNG bytes with light compression: ~5x faster than the default, a little larger (live views)."""
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+        draw.text((x0 + frame + tile / 2, y0 + tile + 2 * frame + 2), value, fill=colour, font=small, anchor="ma")
+    return png(canvas, fast=True)

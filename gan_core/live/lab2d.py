@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .live import d_scores, score_scale, scoring_mode
-from .trainer import StepRecord, Trainer
+from .verdict import d_scores, score_scale, scoring_mode
+from ..trainer import StepRecord, Trainer
 
 EXTENT = 1.3  # the plane shown: [-EXTENT, EXTENT]^2 (the toy data lives in [-1, 1]^2)
 RESOLUTION = 64

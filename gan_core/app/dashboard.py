@@ -1,0 +1,262 @@
+"""The live dashboard: polling fragments, the run's controls, status banner, stats, charts, sample
+grids, the 2D lab plot, the police's verdict and the quality panel. Every piece draws from one
+`JobView`, built once per fragment run."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import streamlit as st
+
+from ..config import PRESETS
+from ..live import Job, JobState, JobView
+from ..live.verdict import score_scale
+from . import charts
+from .session import current_job, device_text, heartbeat, manager, session_value, set_session_value
+
+POLL_SECONDS = 1.0
+QUALITY_POLL_SECONDS = 4.0
+STATE_BADGES = {
+    JobState.QUEUED: ("queued", "gray"), JobState.LOADING: ("loading", "blue"), JobState.RUNNING: ("training", "green"),
+    JobState.PAUSED: ("paused", "orange"), JobState.FINISHED: ("finished", "violet"), JobState.STOPPED: ("stopped", "gray"),
+    JobState.DIVERGED: ("diverged", "red"), JobState.FAILED: ("failed", "red"),
+}
+NO_TOOLBAR = {"displayModeBar": False}
+
+
+def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, JobView]]:
+    """Top of a live fragment: this session's job and its one view for this run (None without a job),
+    heartbeat, title and controls. When the run has ended since the page was drawn, the whole page is
+    redrawn once."""
+    job = current_job()
+    if job is None:
+        return None
+    heartbeat()
+    view = job.view()
+    rerun_if_ended(view, key)
+    st.markdown(f"### {view.name}")
+    job_controls(job, view, key, step_label=step_label)
+    return job, view
+
+
+def live_fragment(body: Callable[[], None], active: bool, every: float = POLL_SECONDS, key: str = "") -> None:
+    """Run `body` as a fragment that re-runs every `every` seconds while the run is active. With a `key`,
+    the fragment redraws the whole page once when the run ends (see `rerun_if_ended`)."""
+    if key:
+        set_session_value(f"_was_active_{key}", active)
+    st.fragment(run_every=every if active else None)(body)()
+
+
+def quality_fragment(key: str, active: bool) -> None:
+    """The quality panel, polled less often than the dashboard: metrics change every few seconds only."""
+    def body() -> None:
+        job = current_job()
+        view = job.view() if job is not None else None
+        if view is not None and (view.step or view.metrics is not None):
+            quality_panel(view, key)
+
+    live_fragment(body, active, QUALITY_POLL_SECONDS)
+
+
+def rerun_if_ended(view: JobView, key: str) -> None:
+    """Inside a polling fragment: when the run has ended since the page was last drawn in full, redraw the
+    whole page (once: the full run records the new state through `live_fragment`)."""
+    if session_value(f"_was_active_{key}", False) and not view.active:
+        _rerun_app(key)
+
+
+def _rerun_app(key: str) -> None:
+    # One full rerun, never a second one from inside it: a rerun that starts while the previous one is
+    # still drawing can leave Streamlit's browser tree inconsistent (a blank page).
+    set_session_value(f"_was_active_{key}", False)
+    st.rerun(scope="app")
+
+
+def _command(job: Job, command: Callable[[], None], timeout: float) -> None:
+    """Send a command from a button callback and wait (briefly) until the view shows its effect, so the
+    fragment run that follows draws the new state at once."""
+    version = job.view().version
+    command()
+    job.wait_for_view(version, timeout=timeout)
+
+
+def job_controls(job: Job, view: JobView, key: str, step_label: str = "Step") -> None:
+    """Pause / Resume / Step / Stop for the session's run (inside the polling fragment). The commands run
+    in the buttons' callbacks, before the fragment draws its one view of the run."""
+    running = view.state == JobState.RUNNING
+    paused = view.state == JobState.PAUSED
+    cols = st.columns([1, 1, 1.4, 1, 3])
+    cols[0].button("Pause", key=f"{key}_btn_pause", icon=":material/pause:", disabled=not running, width="stretch",
+                   on_click=_command, args=(job, job.pause, 1.0))
+    cols[1].button("Resume", key=f"{key}_btn_resume", icon=":material/play_arrow:", disabled=not paused,
+                   width="stretch", on_click=_command, args=(job, job.resume, 1.0))
+    cols[2].button(step_label, key=f"{key}_btn_step", icon=":material/skip_next:", disabled=not (running or paused),
+                   help="Exactly one training iteration: D's update(s), then G's update. The run pauses after it.",
+                   width="stretch", on_click=_command, args=(job, job.step_once, 3.0))
+    cols[3].button("Stop", key=f"{key}_btn_stop", icon=":material/stop:", disabled=not view.active, width="stretch",
+                   help="Stop and save the run (it appears under Runs).", on_click=job.stop)
+
+
+def status_banner(view: JobView) -> None:
+    """What the run is doing, in words: queued (position), loading/downloading, finished, errors;
+    and, for a lesson preset, what to watch."""
+    with st.container():  # one block whatever it shows, so the elements after it keep their places
+        _status_banner_body(view)
+
+
+def _status_banner_body(view: JobView) -> None:
+    counts = manager().counts()
+    lesson = PRESETS[view.preset].lesson if view.preset in PRESETS else ""
+    if lesson and view.active:
+        st.info(f"**Lesson — what to watch:** {lesson}.", icon=":material/school:")
+    if view.state == JobState.QUEUED:
+        slots = "The server's only training slot is" if counts["max_jobs"] == 1 else f"All {counts['max_jobs']} training slots are"
+        st.info(f"**Queued, position {view.queue_position or '?'}.** {slots} busy with other sessions' runs. Yours starts "
+                f"by itself when a slot frees up; keep this tab open.", icon=":material/hourglass_top:")
+    elif view.state == JobState.LOADING:
+        if view.download is not None:
+            done, total = view.download
+            st.progress(min(done / max(total, 1e-9), 0.99),
+                        text=f"Downloading {view.config['dataset']}: {done:.1f} of about {total:.0f} MB")
+        else:
+            st.info(view.message.capitalize() + "...", icon=":material/downloading:")
+    elif view.state == JobState.FINISHED or view.state == JobState.STOPPED:
+        saved = ""
+        if view.saved_step is not None:
+            saved = f" Saved as **{view.name}** (step {view.saved_step:,}): explore it in the Latent explorer or under Runs."
+        st.success(f"{view.message.capitalize()}.{saved}", icon=":material/check_circle:")
+    elif view.state == JobState.DIVERGED:
+        st.error(f"**The run diverged** (NaN or infinite values). {view.message}", icon=":material/error:")
+    elif view.state == JobState.FAILED:
+        st.error(view.message, icon=":material/error:")
+    if view.metrics is not None and view.metrics.warning:
+        st.warning(f"**{view.metrics.warning}**", icon=":material/warning:")
+
+
+def stats_row(view: JobView) -> None:
+    """Step, speed, elapsed time, device."""
+    text, _ = STATE_BADGES[view.state]
+    cols = st.columns([1, 1, 1, 1, 1.6])
+    cols[0].metric("Status", text.capitalize())
+    cols[1].metric("Step", f"{view.step:,}")
+    cols[2].metric("Images / s", f"{view.images_per_s:,.0f}" if view.state == JobState.RUNNING else "–",
+                   help="Real + generated images the discriminator sees per second, overheads included.")
+    cols[3].metric("Elapsed", _duration(view.wall_seconds), help=f"Pure training time: {_duration(view.train_seconds)}")
+    cols[4].metric("Device", view.device or device_text())
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def charts_panel(view: JobView, key: str, height: int = 250) -> None:
+    """Loss curves and the police's average verdict on real and fake bills."""
+    scale = score_scale(view.config["loss"])
+    st.plotly_chart(charts.loss_figure(view.history, height), key=f"{key}_chart_loss", config=NO_TOOLBAR)
+    st.plotly_chart(charts.scores_figure(view.history, scale, height), key=f"{key}_chart_scores", config=NO_TOOLBAR)
+    if not scale.probability:
+        st.caption(f"With the **{view.config['loss']}** loss, D's output is {scale.label}: not a probability.")
+
+
+def scrub(view: JobView, key: str) -> tuple[int, Any, bool]:
+    """A 'look back' slider over the kept snapshots: (step, payload, is_live)."""
+    snapshots = view.snapshots
+    if not snapshots:
+        return view.latest_step, view.latest, True
+    percent = st.slider("Look back in time", 0, 100, 100, key=f"{key}_look_back", format="%d%%",
+                        help="100% is now. Drag left to replay how the samples improved (up to 100 snapshots, evenly spread).")
+    if percent >= 100:
+        if view.latest is None:
+            return snapshots[-1][0], snapshots[-1][1], True
+        return view.latest_step, view.latest, True
+    index = round(percent / 100 * (len(snapshots) - 1))
+    step, payload = snapshots[index]
+    return step, payload, False
+
+
+def samples_panel(view: JobView, key: str) -> None:
+    """The fixed-noise sample grid (the same 'bills' every time), with the look-back slider."""
+    step, png, live = scrub(view, key)
+    if png is None:
+        st.caption("The first samples appear in a moment.")
+        return
+    cond = " Each row is one class." if view.class_names and view.config.get("conditional") else ""
+    st.image(png, caption=f"Step {step:,}{' (now)' if live else ''}: the same latent vectors z at every snapshot, "
+                          f"so you watch the same fakes improve.{cond}", width="stretch")
+
+
+def lab_panel(view: JobView, key: str, height: int = 520, options: bool = True) -> None:
+    """The 2D plot: D's surface, real and generated points, G's pushes; with the look-back slider."""
+    step, lab, live = scrub(view, key)
+    if lab is None:
+        st.caption("The first picture appears in a moment.")
+        return
+    surface, arrows = True, True
+    if options:
+        c1, c2, _ = st.columns([1, 1, 2])
+        surface = c1.toggle("D's surface", value=True, key=f"{key}_show_surface",
+                            help="Where the police say 'real' (green) or 'fake' (violet).")
+        arrows = c2.toggle("G's push", value=True, key=f"{key}_show_arrows",
+                           help="-d loss_G / d x: where the generator's gradient moves each fake.")
+    title = f"step {step:,}{' (now)' if live else ''}"
+    st.plotly_chart(charts.lab_figure(lab, show_surface=surface, show_arrows=arrows, height=height, title=title),
+                    key=f"{key}_chart_plot", config=NO_TOOLBAR)
+
+
+def verdict_panel(view: JobView) -> None:
+    """The police's verdict on a fresh batch: framed fakes and reals, and the share of fakes that pass."""
+    v = view.verdict
+    st.subheader("The police's verdict", anchor=False)
+    if v is None:
+        st.caption("The first verdict appears in a moment.")
+        return
+    what = "probability that it is real" if v.probability else "raw score"
+    st.caption(f"A fresh batch, judged by D right now. Under each image: D's {what}. Green frame = **passed** as "
+               f"real (at least {v.threshold:.2f}), red = **caught**. A counterfeiter that is winning gets more fakes "
+               f"past; at the equilibrium the police can only guess, and about half of everything passes.")
+    c1, c2 = st.columns(2)
+    c1.metric("Fakes that pass", f"{v.fake_pass_share:.0%}")
+    c2.metric("Real images recognised", f"{v.real_pass_share:.0%}")
+    if v.fake_png:
+        c1.image(v.fake_png, caption="Fakes: G(z)", width="stretch")
+        c2.image(v.real_png, caption="Real images from the dataset", width="stretch")
+
+
+def quality_panel(view: JobView, key: str) -> None:
+    """Live quality numbers: FCD trend and class histogram, or 2D mode coverage."""
+    st.subheader("Quality", anchor=False)
+    m = view.metrics
+    if m is None:
+        st.caption("Measured every few seconds in the background; the first numbers come shortly.")
+        return
+    if m.kind == "none":
+        st.info(f"{m.message}: no quality numbers for this run. The samples and the police's verdict still tell the story.",
+                icon=":material/info:")
+        return
+    if m.kind == "image":
+        c1, c2, c3 = st.columns(3)
+        delta = m.fcd[-1] - m.fcd[-2] if len(m.fcd) > 1 else None
+        c1.metric(f"FCD ({m.fcd_n:,} samples)", f"{m.fcd[-1]:.1f}", delta=f"{delta:+.1f}" if delta is not None else None,
+                  delta_color="inverse", help="Fréchet distance between features of generated and real images, "
+                  "from a small classifier bundled with the app. Lower is better.")
+        c2.metric("FCD of real images", f"{m.fcd_floor:.2f}" if m.fcd_floor is not None else "–",
+                  help="The same measure for real images: the best a generator can reach.")
+        c3.metric("Classes drawn", f"{m.covered[-1]} of {m.n_modes}", help="Classes that get at least 2% of the samples.")
+        c1, c2 = st.columns(2)
+        with c1:
+            st.plotly_chart(charts.fcd_figure(m), key=f"{key}_chart_fcd", config=NO_TOOLBAR)
+        with c2:
+            st.plotly_chart(charts.histogram_figure(m, view.class_names), key=f"{key}_chart_hist", config=NO_TOOLBAR)
+    else:
+        c1, c2 = st.columns(2)
+        c1.metric("Modes covered", f"{m.covered[-1]} of {m.n_modes}", help="Modes that received at least one good sample.")
+        c2.metric("Good samples", f"{m.hq_fraction[-1]:.0%}", help="Share of generated points within 3 std of a mode.")
+        c1, c2 = st.columns(2)
+        with c1:
+            st.plotly_chart(charts.coverage_figure(m), key=f"{key}_chart_cov", config=NO_TOOLBAR)
+        with c2:
+            st.plotly_chart(charts.per_mode_figure(m), key=f"{key}_chart_modes", config=NO_TOOLBAR)
+    st.caption(f"Measured in the training thread every few seconds (last pass: {m.seconds:.2f} s).")

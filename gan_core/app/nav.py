@@ -1,0 +1,70 @@
+"""The page registry (the one list of pages: the router, links between pages and the tests all read
+it) and the routing helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from .session import session_value, set_session_value
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """One page of the app: its key, its file (relative to playground.py), its menu entry."""
+
+    key: str
+    path: str
+    title: str
+    icon: str
+    section: str
+
+
+PAGES: tuple[PageInfo, ...] = (
+    PageInfo("home", "pages/home.py", "Home", ":material/home:", ""),
+    PageInfo("train", "pages/train.py", "Train", ":material/model_training:", "Watch it learn"),
+    PageInfo("lab", "pages/lab.py", "2D lab", ":material/scatter_plot:", "Watch it learn"),
+    PageInfo("latent", "pages/latent.py", "Latent explorer", ":material/gesture:", "Explore what it learned"),
+    PageInfo("class", "pages/class_control.py", "Class control", ":material/category:", "Explore what it learned"),
+    PageInfo("runs", "pages/runs.py", "Runs", ":material/folder_open:", "Explore what it learned"),
+)
+_BY_KEY = {p.key: p for p in PAGES}
+
+
+def page_path(key: str) -> str:
+    """The file of the page `key` (for st.page_link and st.switch_page)."""
+    return _BY_KEY[key].path
+
+
+def navigation() -> tuple[str, Any]:
+    """Build the menu from PAGES and run st.navigation; returns the current page's key and page
+    (the caller runs it with `page.run()`)."""
+    pages = {p.key: st.Page(p.path, title=p.title, icon=p.icon, default=p.key == PAGES[0].key) for p in PAGES}
+    sections: dict[str, list] = {}
+    for p in PAGES:
+        sections.setdefault(p.section, []).append(pages[p.key])
+    current = st.navigation(sections)
+    return next(k for k, page in pages.items() if page == current), current
+
+
+def mark_routed(current: str) -> None:
+    """Called by playground.py after st.navigation with the current page's key: pages may now run.
+    Finishes a pending redirect."""
+    set_session_value("_routed", True)
+    wanted, params = session_value("_wanted_page", None) or ("", {})
+    if wanted:
+        set_session_value("_wanted_page", None)
+        if wanted in _BY_KEY and wanted != current:
+            st.switch_page(page_path(wanted), query_params=params)
+
+
+def require_router(page: str) -> None:
+    """Run a page only inside playground.py's navigation. Right after a server start, before any session
+    has called st.navigation, Streamlit runs a deep-linked file of pages/ on its own: go through the
+    router first, then come back here."""
+    if not session_value("_routed", False):
+        params = st.query_params.to_dict()
+        set_session_value("_wanted_page", (page, params))
+        st.switch_page("playground.py", query_params=params)

@@ -1,0 +1,101 @@
+"""This browser session: its state (every read goes through `session_value`), its id and cookie, its
+training job, and one-shot messages. The only module that touches `st.session_state` directly."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Optional
+
+import streamlit as st
+
+from ..device import describe_device, resolve_device
+from ..live import Job, JobManager, cpu_cores, get_manager
+
+SESSION_COOKIE = "gan_playground_session"
+
+
+def session_value(key: str, default: Any = None) -> Any:
+    """This browser session's value for `key`, set to `default` first if absent (a callable default is called)."""
+    if key not in st.session_state:
+        st.session_state[key] = default() if callable(default) else default
+    return st.session_state[key]
+
+
+def set_session_value(key: str, value: Any) -> None:
+    """Store a value in this browser session's state."""
+    st.session_state[key] = value
+
+
+def has_session_value(key: str) -> bool:
+    """Whether this session holds a value for `key` (a widget's value counts)."""
+    return key in st.session_state
+
+
+def peek_session_value(key: str, default: Any = None) -> Any:
+    """This session's value for `key`, or `default` without storing it (safe before a widget of that key
+    is drawn: storing a value first would override the widget's own default)."""
+    return st.session_state[key] if key in st.session_state else default
+
+
+def session_id() -> str:
+    """A random id for this browser (owns its training job and its saved runs). Kept in a session
+    cookie (see `remember_session`), so reloading the page finds the same run again."""
+    def fresh() -> str:
+        remembered = _cookie()
+        return remembered if re.fullmatch(r"[0-9a-f]{32}", remembered) else uuid.uuid4().hex
+
+    return session_value("session_id", fresh)
+
+
+def _cookie() -> str:
+    """The session cookie sent by the browser ('' without one, or without a browser: tests, bare mode)."""
+    try:
+        value = st.context.cookies.get(SESSION_COOKIE, "")
+    except Exception:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def remember_session() -> None:
+    """Write the session id into a browser session cookie once (st.context.cookies only reads them)."""
+    sid = session_id()
+    if _cookie() != sid and not session_value("_cookie_written", False):
+        set_session_value("_cookie_written", True)
+        with st.sidebar:
+            st.html(f"<script>document.cookie = '{SESSION_COOKIE}={sid}; path=/; SameSite=Strict';</script>",
+                    unsafe_allow_javascript=True)
+
+
+def manager() -> JobManager:
+    """The process-wide training job manager."""
+    return get_manager()
+
+
+def current_job() -> Optional[Job]:
+    """This session's training job (running or last finished), if any."""
+    return manager().job_for(session_id())
+
+
+def heartbeat() -> None:
+    """Tell the job manager this session's tab is still open."""
+    manager().touch(session_id())
+
+
+def flash(text: str, kind: str = "success") -> None:
+    """Keep a message to show on the next run of the page (it survives an st.rerun())."""
+    set_session_value("_flash", (kind, text))
+
+
+def show_flash() -> None:
+    """Show (once) the message kept by `flash`."""
+    kind, text = session_value("_flash", None) or (None, None)
+    if text:
+        set_session_value("_flash", None)
+        getattr(st, kind)(text)
+
+
+def device_text() -> str:
+    """'GPU: name (cuda)' or 'CPU, N threads' (the machine's, not one thread's torch setting)."""
+    device = resolve_device("auto")
+    return describe_device(device) if device.type != "cpu" else f"CPU, {cpu_cores()} threads"

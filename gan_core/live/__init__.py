@@ -1,0 +1,17 @@
+"""The training-job backend of the app (no Streamlit): jobs that train in worker threads, their
+admission and queue, and what their live views show.
+
+    manager.py   JobManager: admission, queue, reaper; get_manager()
+    job.py       Job: commands, state and view() for one session's run
+    loop.py      the worker: trainer.step() plus side tasks on their cadences, then save
+    view.py      JobState, JobView and the bounded histories behind the charts
+    verdict.py   the police's verdict and how to read D's output for each loss
+    lab2d.py     the 2D lab: D's surface and G's gradient pushes
+    quality.py   live metrics (FCD, class histogram, 2D mode coverage) and the collapse warning
+"""
+
+from .job import Job, JobSettings
+from .manager import JobManager, cpu_cores, get_manager, set_manager
+from .view import JobState, JobView
+
+__all__ = ["Job", "JobSettings", "JobManager", "JobState", "JobView", "cpu_cores", "get_manager", "set_manager"]
