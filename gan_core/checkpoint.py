@@ -22,6 +22,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from .config import TrainConfig
 from .errors import CheckpointError, GanError
+from .safetensors_header import HeaderError, parse_header, read_header
 from .trainer import Trainer
 
 FORMAT = "gan-playground-checkpoint"
@@ -112,25 +113,25 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """A checkpoint's metadata (config, step, dataset, classes...) without loading the weights."""
     weights = _weights_path(path)
     try:
-        with open(weights, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            header = f.read(size) if 0 < size < 100_000_000 else b""
+        header = read_header(weights)
     except OSError as exc:
         raise CheckpointError(f"cannot read {weights}: {exc.strerror}") from None
-    return _parse_meta(_header_metadata(size.to_bytes(8, "little") + header, weights), weights)
+    except HeaderError as exc:
+        raise CheckpointError(f"{weights} is corrupt or truncated, or not a safetensors file ({exc})") from None
+    return _parse_meta(header.metadata, weights)
+
+
+def metadata_from_bytes(blob: bytes, source: str = "uploaded file") -> dict[str, Any]:
+    """The metadata of a checkpoint given as bytes (e.g. an upload), checked like `read_metadata`."""
+    return _parse_meta(_header_metadata(blob, source), source)
 
 
 def _header_metadata(blob: bytes, source: Any) -> dict[str, str]:
-    """The `__metadata__` of a safetensors header (8-byte little-endian length, then JSON)."""
-    size = int.from_bytes(blob[:8], "little") if len(blob) >= 8 else -1
-    if size <= 0 or len(blob) < 8 + size:
-        raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file")
+    """The `__metadata__` of a safetensors file's checked header."""
     try:
-        header = json.loads(blob[8:8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{source} is corrupt, or not a safetensors file (unreadable header)") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return meta if isinstance(meta, dict) else {}
+        return parse_header(blob).metadata
+    except HeaderError as exc:
+        raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file ({exc})") from None
 
 
 def _parse_meta(header: dict[str, str], source: Any) -> dict[str, Any]:
@@ -173,7 +174,6 @@ def trainer_from_bytes(blob: bytes, device: str = "auto", source: str = "uploade
     _restore(trainer, tensors, source)
     trainer.step_count = int(meta.get("step", 0))
     trainer.seconds = float(meta.get("seconds", 0.0))
-    trainer.meta = meta
     return trainer
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from .data import DATASETS
 from .errors import ConfigError
+from .losses import LOSSES
 
 ARCHS = ("toy", "mlp", "dcgan")
-LOSS_NAMES = ("minimax", "bce", "lsgan", "wgan-gp", "hinge")
+LOSS_NAMES = tuple(LOSSES)  # the registry in losses.py is the one list of losses
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 # The time budget of a run that sets neither steps nor seconds, in the CLI and the app alike. 300 s
@@ -28,32 +29,40 @@ DEFAULT_SECONDS = 300.0
 class TrainConfig:
     """Everything one GAN run needs. Field docs (in `metadata["help"]`) are shown by the CLI and app."""
 
+    # the data
     dataset: str = field(default="ring8", metadata={"help": "data: ring8, grid25, spiral, mnist-5k (bundled), mnist, fashion-mnist, cifar10, folder"})
     data_dir: str = field(default="", metadata={"help": "image folder for dataset=folder (subfolders = classes)"})
     image_size: int = field(default=0, metadata={"help": "image side for dataset=folder: 28, 32 or 64 (0 = 28 grey / dataset's own)"})
     channels: int = field(default=0, metadata={"help": "image channels for dataset=folder: 1 grey or 3 colour (0 = 3)"})
+    # the two networks
     arch: str = field(default="toy", metadata={"help": "model pair: toy (2D MLP), mlp (original GAN), dcgan (convolutional)"})
     conditional: bool = field(default=False, metadata={"help": "conditional GAN: label embedding joined to z in G and to the input of D"})
     loss: str = field(default="bce", metadata={"help": "minimax (saturating), bce (non-saturating), lsgan, wgan-gp, hinge"})
     z_dim: int = field(default=64, metadata={"help": "size of the latent vector z"})
+    # their sizes
     g_width: int = field(default=64, metadata={"help": "generator width: hidden units (toy/mlp scale) or base channels (dcgan)"})
     d_width: int = field(default=64, metadata={"help": "discriminator width: hidden units (toy/mlp scale) or base channels (dcgan)"})
     embed_dim: int = field(default=16, metadata={"help": "size of the label embedding of conditional models"})
     dropout: float = field(default=0.0, metadata={"help": "dropout probability in the discriminator (0 = off)"})
+    # the optimisers
     batch_size: int = field(default=64, metadata={"help": "real images (and fakes) per step"})
     lr_g: float = field(default=2e-4, metadata={"help": "Adam learning rate of the generator"})
     lr_d: float = field(default=2e-4, metadata={"help": "Adam learning rate of the discriminator"})
+    # Adam's momentum terms
     beta1_g: float = field(default=0.5, metadata={"help": "Adam beta1 of the generator (DCGAN: 0.5)"})
     beta2_g: float = field(default=0.999, metadata={"help": "Adam beta2 of the generator"})
     beta1_d: float = field(default=0.5, metadata={"help": "Adam beta1 of the discriminator"})
     beta2_d: float = field(default=0.999, metadata={"help": "Adam beta2 of the discriminator"})
+    # the training tricks
     d_steps: int = field(default=1, metadata={"help": "discriminator updates per generator update"})
     label_smoothing: float = field(default=0.0, metadata={"help": "one-sided label smoothing: real target becomes 1 - value (0.1 gives 0.9)"})
     gp_weight: float = field(default=10.0, metadata={"help": "gradient-penalty weight (wgan-gp only)"})
     ema: float = field(default=0.0, metadata={"help": "EMA decay of generator weights used for samples (0 = off, e.g. 0.999)"})
+    # where and how long it runs
     seed: int = field(default=0, metadata={"help": "random seed (a CPU run with the same seed is reproducible)"})
     device: str = field(default="auto", metadata={"help": "auto (cuda, else mps, else cpu), cpu, cuda, mps"})
     precision: str = field(default="auto", metadata={"help": "auto, fp32 or bf16 autocast"})
+    # the budget and the record
     steps: int = field(default=0, metadata={"help": "stop after this many steps (0 = no step limit)"})
     seconds: float = field(default=0.0, metadata={"help": "stop after this many seconds of training (0 = no time limit)"})
     snapshot_every: int = field(default=100, metadata={"help": "steps between sample-grid snapshots"})
@@ -101,8 +110,8 @@ class TrainConfig:
         _int_range("seed", self.seed, 0, 2**31 - 1)
         _int_range("steps", self.steps, 0, 10**9)
         _int_range("snapshot_every", self.snapshot_every, 1, 10**9)
-        _float_range("lr_g", self.lr_g, 1e-7, 1.0, low_open=False)
-        _float_range("lr_d", self.lr_d, 1e-7, 1.0, low_open=False)
+        _float_range("lr_g", self.lr_g, 1e-7, 1.0)
+        _float_range("lr_d", self.lr_d, 1e-7, 1.0)
         for name in ("beta1_g", "beta1_d"):
             _float_range(name, getattr(self, name), 0.0, 0.999)
         for name in ("beta2_g", "beta2_d"):
@@ -142,7 +151,7 @@ def _int_range(name: str, value: Any, low: int, high: int) -> None:
         raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
-def _float_range(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+def _float_range(name: str, value: Any, low: float, high: float) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
     if ok and value != value:  # NaN
         ok = False

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_metadata, save_checkpoint, trainer_from_bytes
+from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, metadata_from_bytes, read_metadata, save_checkpoint, trainer_from_bytes
 from .errors import CheckpointError, GanError
 from .paths import ASSETS_DIR, runs_dir
 
@@ -274,7 +274,7 @@ def import_upload(files: list[tuple[str, bytes]], owner: str = "", root: Optiona
         raise GanError("; ".join(reasons))
     filename, blob = weights[0]
     trainer = trainer_from_bytes(blob, device="cpu", source=filename)
-    meta = dict(trainer.meta)
+    meta = metadata_from_bytes(blob, filename)
     notes = []
     if configs:
         cfg_name, cfg_blob = configs[0]
@@ -307,11 +307,10 @@ def read_history(run_dir: str | Path, cap: int = 1000) -> dict[str, list[float]]
     keys = [k for k in rows[0] if k]
     table = np.array([[_csv_number(r.get(k)) for k in keys] for r in rows], dtype=np.float64)
     stride = max(1, math.ceil(len(table) / cap))
-    if stride > 1:
-        usable = len(table) // stride * stride
-        last = table[stride - 1:usable:stride, 0]
-        table = table[:usable].reshape(-1, stride, len(keys)).mean(axis=1)
-        table[:, 0] = last
+    if stride > 1:  # each row: the mean of `stride` steps, at the last of them (a shorter last group too)
+        groups = [table[i:i + stride] for i in range(0, len(table), stride)]
+        table = np.stack([g.mean(axis=0) for g in groups])
+        table[:, 0] = [g[-1, 0] for g in groups]
     return {k: table[:, i].tolist() for i, k in enumerate(keys)}
 
 

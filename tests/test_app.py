@@ -297,3 +297,29 @@ def test_pretrained_generators_are_listed_first_and_read_only(monkeypatch, tmp_p
     assert at.selectbox(key="latent_run").value == str(tmp_path / "pretrained" / "mnist-cdcgan")
     at = open_page("pages/class_control.py")
     assert "pretrained" in at.selectbox(key="class_run").format_func(at.selectbox(key="class_run").value)
+
+
+def test_the_form_shows_every_field_and_a_new_preset_resets_them(manager):
+    from gan_core.app.form import FORM_FIELDS
+
+    at = open_page("pages/train.py")
+    widgets = [*at.number_input, *at.selectbox, *at.toggle, *at.text_input]
+    shown = {w.key for w in widgets}
+    assert {f"train_{name}" for name in FORM_FIELDS} <= shown, "every TrainConfig field needs a widget"
+
+    at.selectbox(key="train_preset").set_value("ring8").run()
+    toy = get_preset("ring8").config()
+    assert (at.number_input(key="train_beta1_g").value, at.number_input(key="train_beta2_g").value) == (toy.beta1_g, toy.beta2_g)
+    at.selectbox(key="train_preset").set_value("mnist-dcgan").run()
+    dcgan = get_preset("mnist-dcgan").config()
+    for name in ("beta1_g", "beta2_g", "beta1_d", "beta2_d", "snapshot_every", "embed_dim"):
+        assert at.number_input(key=f"train_{name}").value == getattr(dcgan, name), name
+    assert at.selectbox(key="train_precision").value == dcgan.precision
+
+    for name, value in dict(g_width=8, d_width=8, batch_size=16, beta2_d=0.95, embed_dim=12, snapshot_every=7).items():
+        at.number_input(key=f"train_{name}").set_value(value)
+    button(at, "Start").click().run()
+    job = session_job(at, manager)
+    assert (job.config.beta2_d, job.config.embed_dim, job.config.snapshot_every) == (0.95, 12, 7), \
+        "what trains is exactly what the form shows"
+    job.stop()

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from gan_core import evaluator as evaluator_module  # noqa: E402
 from gan_core import metrics  # noqa: E402
 from gan_core.errors import EvaluatorError, GanError  # noqa: E402
 
@@ -309,7 +310,7 @@ def test_bundled_evaluator_loads_once_across_threads():
 def test_has_evaluator(tmp_path, monkeypatch):
     assert metrics.has_evaluator("mnist") and metrics.has_evaluator("mnist-5k")
     assert not metrics.has_evaluator("folder") and not metrics.has_evaluator("ring8")
-    monkeypatch.setattr(metrics, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(evaluator_module, "ASSETS_DIR", tmp_path)
     assert not metrics.has_evaluator("fashion-mnist") and not metrics.has_evaluator("cifar10")
     with pytest.raises(EvaluatorError, match=metrics.NO_EVALUATOR_MESSAGE):
         metrics.load_evaluator("cifar10")
@@ -349,7 +350,7 @@ def test_training_script_end_to_end_on_a_small_fake_fashion_mnist(tmp_path, monk
     assets = tmp_path / "assets"
     assets.mkdir()
     (assets / "README.md").write_text("# Assets\n\nkeep me\n")
-    monkeypatch.setattr(metrics, "ASSETS_DIR", assets)
+    monkeypatch.setattr(evaluator_module, "ASSETS_DIR", assets)
     monkeypatch.setattr(script, "ASSETS_DIR", assets)
     monkeypatch.setattr(script, "FLOOR_NS", (100, 1000))
     try:
