@@ -30,6 +30,7 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib",
 
 
 METRICS_FILE = "metrics.csv"
+SHARE_FILE = "sharing.json"
 
 
 def _number(value: Any) -> Optional[float]:
@@ -84,6 +85,7 @@ class RunInfo:
     source: str  # "pretrained" or "saved"
     meta: dict[str, Any] = field(repr=False)
     mtime: float  # modification time of model.safetensors (a cache key for loaded models)
+    shared: bool = False  # its owner lets other sessions see it (read-only)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -168,7 +170,14 @@ def _read(folder: Path, source: str) -> Optional[RunInfo]:
         meta = read_metadata(folder)
     except CheckpointError:
         return None
-    return RunInfo(folder, folder.name, source, meta, weights.stat().st_mtime)
+    return RunInfo(folder, folder.name, source, meta, weights.stat().st_mtime, shared=_is_shared(folder))
+
+
+def _is_shared(folder: Path) -> bool:
+    try:
+        return json.loads((folder / SHARE_FILE).read_text()).get("shared") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def list_runs(root: Optional[Path] = None, include_pretrained: bool = True) -> list[RunInfo]:
@@ -190,9 +199,26 @@ def list_runs(root: Optional[Path] = None, include_pretrained: bool = True) -> l
     return found + saved
 
 
-def visible_runs(runs: Iterable[RunInfo], session: str, include_others: bool = False) -> list[RunInfo]:
-    """The runs a session sees: pretrained, command-line runs, its own; others' only if asked."""
-    return [r for r in runs if include_others or r.source == "pretrained" or not r.owner or r.owner == session]
+def visible_runs(runs: Iterable[RunInfo], owner: str, include_others: bool = False) -> list[RunInfo]:
+    """The runs the session saving as `owner` (see identity.owner_id) sees: pretrained, command-line runs,
+    its own; with `include_others`, the runs other sessions shared. Private runs of others never."""
+    return [r for r in runs if r.source == "pretrained" or not r.owner or r.owner == owner
+            or (include_others and r.shared)]
+
+
+def can_edit(run: RunInfo, owner: str) -> bool:
+    """Whether the session saving as `owner` may rename, delete or share `run`: its own saved runs only."""
+    return run.source == "saved" and bool(run.owner) and run.owner == owner
+
+
+def set_shared(run: RunInfo, owner: str, shared: bool) -> None:
+    """Let other sessions see `run` read-only (or stop it); only its owner may."""
+    if not can_edit(run, owner):
+        raise GanError(f"{run.name} is not yours: only the session that trained it can share it")
+    try:
+        (run.path / SHARE_FILE).write_text(json.dumps({"shared": bool(shared)}) + "\n")
+    except OSError as exc:
+        raise GanError(f"cannot change the sharing of {run.name}: {exc.strerror}") from None
 
 
 def check_name(name: str) -> str:

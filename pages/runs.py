@@ -8,7 +8,7 @@ from gan_core import images
 from gan_core.app import charts, explore, nav, session
 from gan_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from gan_core.errors import GanError
-from gan_core.runs import RunInfo, delete_run, import_upload, read_history, rename_run
+from gan_core.runs import RunInfo, can_edit, delete_run, import_upload, read_history, rename_run, set_shared
 
 nav.require_router("runs")
 st.title("Runs", anchor=False)
@@ -16,8 +16,9 @@ st.caption("A run is saved when it finishes or is stopped, and every 20 seconds 
            "divergence keeps the last good checkpoint). Checkpoints are safetensors files with their settings inside.")
 
 session.show_flash()
-show_all = st.toggle("Show runs of other sessions", key="runs_show_all",
-                     help="Runs trained in other browser sessions on this server are hidden unless you ask for them.")
+show_all = st.toggle("Show runs other sessions shared", key="runs_show_all",
+                     help="Runs trained in other browser sessions on this server are private unless their owner shares "
+                          "them; shared runs can be explored and downloaded here, never renamed or deleted.")
 # Your own runs first: this page is for managing them (the explorers default to the pretrained ones).
 runs = sorted(explore.runs_for_session(include_others=show_all), key=lambda r: r.source == "pretrained")
 job = session.current_job()
@@ -90,7 +91,17 @@ else:
     c[4].download_button("Sample grid", sample_png(path, run.mtime), file_name=f"{run.name}-samples.png",
                          mime="image/png", icon=":material/download:", width="stretch")
 
-    if run.source == "saved":
+    if run.source == "saved" and not can_edit(run, session.owner()):
+        st.caption("Read-only here: " + ("shared by another session." if run.owner else "made on the command line."))
+    if can_edit(run, session.owner()):
+        shared = st.toggle("Share with the class (read-only)", value=run.shared, key=f"share_{run.name}",
+                           help="Other sessions on this server can then see, explore and download this run.")
+        if shared != run.shared:
+            try:
+                set_shared(run, session.owner(), shared)
+                st.rerun()
+            except GanError as exc:
+                st.error(str(exc))
         busy = session.manager().active_run_dirs()
         with st.expander("Rename or delete"):
             c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -128,7 +139,7 @@ upload_key = f"runs_upload_{session.session_value('upload_round', 0)}"  # a new 
 files = st.file_uploader("Checkpoint files", accept_multiple_files=True, key=upload_key, label_visibility="collapsed")
 if files and st.button("Add to my runs", icon=":material/upload:"):
     try:
-        folder, notes = import_upload([(f.name, f.getvalue()) for f in files], owner=session.session_id())
+        folder, notes = import_upload([(f.name, f.getvalue()) for f in files], owner=session.owner())
     except GanError as exc:
         st.error(str(exc), icon=":material/block:")
     else:

@@ -201,23 +201,44 @@ def test_latent_explorer_renders_a_walk_and_a_gif():
 
 
 def test_runs_page_lists_runs_and_hides_other_sessions():
+    from gan_core.identity import owner_id
+
     tiny_run("cli-run", owner="")
-    tiny_run("someone-else", owner="another-session")
+    tiny_run("someone-else", owner=owner_id("another-session"))
+    shared = tiny_run("shared-one", owner=owner_id("a-third-session"))
+    (shared / "sharing.json").write_text('{"shared": true}')
     at = open_page("pages/runs.py")
     names = at.dataframe[0].value["Name"].tolist()
-    assert "cli-run" in names and "someone-else" not in names
+    assert "cli-run" in names and "someone-else" not in names and "shared-one" not in names
     at.toggle(key="runs_show_all").set_value(True).run()
-    assert "someone-else" in at.dataframe[0].value["Name"].tolist()
+    names = at.dataframe[0].value["Name"].tolist()
+    assert "shared-one" in names and "someone-else" not in names, "only shared runs of others, never private ones"
+    at.selectbox(key="runs_selected").set_value(str(shared)).run()
+    assert not [b for b in at.button if b.label in ("Rename", "Delete this run")], "others' runs are read-only"
+    assert any("Read-only here" in c.value for c in at.caption)
 
 
 def test_runs_delete_asks_first():
-    folder = tiny_run("to-delete", preset="ring8")
-    at = open_page("pages/runs.py")
+    from gan_core.identity import owner_id
+
+    at = app()
+    folder = tiny_run("to-delete", preset="ring8", owner=owner_id(at.session_state["session_id"]))
+    at.switch_page("pages/runs.py").run()
     button(at, "Delete this run").click().run()
     assert folder.exists()
     assert any("for good" in w.value for w in at.warning)
     button(at, "Yes, delete it").click().run()
     assert not folder.exists()
+
+
+def test_a_session_cookie_the_server_did_not_issue_gives_nothing(tmp_path):
+    from gan_core.identity import issue_session, owner_id, session_from_cookie
+
+    sid, cookie = issue_session(tmp_path)
+    assert session_from_cookie(cookie, tmp_path) == sid
+    for forged in (sid, owner_id(sid, tmp_path), owner_id(sid, tmp_path)[2:], f"{sid}.{'0' * 32}", "", "x.y", cookie + "0"):
+        assert session_from_cookie(forged, tmp_path) is None, forged
+    assert session_from_cookie(cookie, tmp_path / "another-server") is None, "another server's cookie is foreign"
 
 
 def test_upload_accepts_safetensors_and_refuses_pickles_and_images(tmp_path):

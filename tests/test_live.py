@@ -15,7 +15,8 @@ from gan_core.live import JobManager, JobState
 from gan_core.live.quality import LiveMetrics, with_collapse_warning
 from gan_core.live.view import RecordHistory, SnapshotHistory
 from gan_core.paths import data_cache_dir
-from gan_core.runs import list_runs, visible_runs
+from gan_core.identity import owner_id
+from gan_core.runs import can_edit, list_runs, set_shared, visible_runs
 from gan_core.trainer import StepRecord, Trainer
 
 TINY_TOY = dict(g_width=16, d_width=16, batch_size=32, z_dim=4)
@@ -107,7 +108,7 @@ def test_pause_step_resume_stop(manager):
     job.stop()
     assert job.state == JobState.STOPPED and not job.thread.is_alive()
     meta = read_metadata(job.run_dir)
-    assert meta["step"] == paused_at and meta["owner"] == "s" and meta["status"] == "stopped"
+    assert meta["step"] == paused_at and meta["owner"] == owner_id("s", job.run_dir.parent) and meta["status"] == "stopped"
 
 
 def assert_stays_paused(job) -> int:
@@ -252,10 +253,18 @@ def test_sessions_do_not_see_each_others_runs(tmp_path):
         a.stop()
         b.stop()
         runs = list_runs(tmp_path, include_pretrained=False)
-        assert {r.owner for r in runs} == {"alice", "bob"}
-        assert [r.path for r in visible_runs(runs, "alice")] == [a.run_dir]
-        assert [r.path for r in visible_runs(runs, "bob")] == [b.run_dir]
-        assert len(visible_runs(runs, "bob", include_others=True)) == 2
+        alice, bob = owner_id("alice", tmp_path), owner_id("bob", tmp_path)
+        assert {r.owner for r in runs} == {alice, bob}, "runs are saved under one-way owner ids"
+        assert not any("alice" in r.path.joinpath("config.json").read_text() for r in runs), "the secret never reaches a file"
+        assert [r.path for r in visible_runs(runs, alice)] == [a.run_dir]
+        assert [r.path for r in visible_runs(runs, bob)] == [b.run_dir]
+        assert [r.path for r in visible_runs(runs, bob, include_others=True)] == [b.run_dir], "others' runs are private"
+        set_shared(next(r for r in runs if r.owner == alice), alice, True)
+        with pytest.raises(GanError, match="not yours"):
+            set_shared(next(r for r in runs if r.owner == alice), bob, False)
+        runs = list_runs(tmp_path, include_pretrained=False)
+        assert len(visible_runs(runs, bob, include_others=True)) == 2, "a shared run is visible to others"
+        assert not can_edit(next(r for r in runs if r.owner == alice), bob), "and read-only for them"
     finally:
         m.shutdown()
 

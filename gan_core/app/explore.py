@@ -16,7 +16,7 @@ from ..generator import Generator, load_generator
 from ..images import sample_picture
 from ..paths import runs_dir
 from ..runs import RunInfo, list_runs, visible_runs
-from .session import has_session_value, manager, session_id, session_value, set_session_value
+from .session import has_session_value, manager, owner, session_value, set_session_value
 
 
 @dataclass
@@ -38,7 +38,7 @@ def runs_for_session(include_others: bool = False) -> list[RunInfo]:
     """Pretrained generators and the saved runs this session may see (not runs still training)."""
     busy = {str(p) for p in manager().active_run_dirs()}
     runs = [r for r in list_runs(runs_dir()) if str(r.path) not in busy]
-    return visible_runs(runs, session_id(), include_others)
+    return visible_runs(runs, owner(), include_others)
 
 
 def run_picker(runs: list[RunInfo], key: str, label: str = "Generator") -> Optional[RunInfo]:
@@ -60,7 +60,7 @@ def owner_text(run: RunInfo) -> str:
         return "pretrained"
     if not run.owner:
         return "command line"
-    return "you" if run.owner == session_id() else "another session"
+    return "you" if run.owner == owner() else "another session"
 
 
 def latent(z_dim: int, seed: int) -> torch.Tensor:

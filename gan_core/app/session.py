@@ -3,13 +3,12 @@ training job, and one-shot messages. The only module that touches `st.session_st
 
 from __future__ import annotations
 
-import re
-import uuid
 from typing import Any, Optional
 
 import streamlit as st
 
 from ..device import describe_device, resolve_device
+from ..identity import issue_session, owner_id, session_from_cookie
 from ..live import Job, JobManager, cpu_cores, get_manager
 
 SESSION_COOKIE = "gan_playground_session"
@@ -39,13 +38,23 @@ def peek_session_value(key: str, default: Any = None) -> Any:
 
 
 def session_id() -> str:
-    """A random id for this browser (owns its training job and its saved runs). Kept in a session
-    cookie (see `remember_session`), so reloading the page finds the same run again."""
+    """This browser's secret session id (its training job is found by it). Kept, signed by the server, in
+    a session cookie (see `remember_session`), so a reload finds the same run again; a cookie value the
+    server did not issue starts a fresh session. Never written to a file or shown on a page."""
     def fresh() -> str:
-        remembered = _cookie()
-        return remembered if re.fullmatch(r"[0-9a-f]{32}", remembered) else uuid.uuid4().hex
+        cookie = _cookie()
+        sid = session_from_cookie(cookie)
+        if sid is None:
+            sid, cookie = issue_session()
+        set_session_value("_session_cookie", cookie)
+        return sid
 
     return session_value("session_id", fresh)
+
+
+def owner() -> str:
+    """The id this session's runs are saved under: a one-way HMAC of the session secret."""
+    return owner_id(session_id())
 
 
 def _cookie() -> str:
@@ -59,11 +68,12 @@ def _cookie() -> str:
 
 def remember_session() -> None:
     """Write the session id into a browser session cookie once (st.context.cookies only reads them)."""
-    sid = session_id()
-    if _cookie() != sid and not session_value("_cookie_written", False):
+    session_id()
+    token = session_value("_session_cookie", "")
+    if _cookie() != token and not session_value("_cookie_written", False):
         set_session_value("_cookie_written", True)
         with st.sidebar:
-            st.html(f"<script>document.cookie = '{SESSION_COOKIE}={sid}; path=/; SameSite=Strict';</script>",
+            st.html(f"<script>document.cookie = '{SESSION_COOKIE}={token}; path=/; SameSite=Strict';</script>",
                     unsafe_allow_javascript=True)
 
 

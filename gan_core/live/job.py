@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from ..config import TrainConfig
 from ..data import DATASETS
+from ..identity import owner_id
 from ..paths import data_cache_dir
 from ..trainer import StepRecord, Trainer
 from .quality import LiveMetrics
@@ -259,7 +260,8 @@ class Job:
 
     def run_metadata(self, status: str) -> dict[str, Any]:
         """What a checkpoint of this job saves besides the trainer's own metadata."""
-        meta: dict[str, Any] = {"name": self.name, "preset": self.preset, "owner": self.session, "status": status}
+        meta: dict[str, Any] = {"name": self.name, "preset": self.preset, "status": status,
+                                "owner": owner_id(self.session, self.run_dir.parent)}  # never the session secret
         final = self.metrics.final().to_meta() if self.metrics is not None else {}
         if final:
             meta["final_metrics"] = final

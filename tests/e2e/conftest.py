@@ -53,8 +53,20 @@ def make_tiny_runs(folder: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """Start `streamlit run playground.py` on a free port; yield its URL; stop it afterwards."""
+def app_url(app_server):
+    """The URL of the app under test."""
+    return app_server[0]
+
+
+@pytest.fixture(scope="session")
+def app_runs_dir(app_server):
+    """The runs folder of the app under test (what a student could download from it)."""
+    return app_server[1]
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """Start `streamlit run playground.py` on a free port; yield (its URL, its runs folder); stop it afterwards."""
     if chromium_path() is None:
         pytest.skip("no Chromium found (/usr/bin/chromium or chromium on PATH): install Debian's chromium to run the browser tests")
     base = tmp_path_factory.mktemp("e2e")
@@ -81,7 +93,7 @@ def app_url(tmp_path_factory):
             proc.kill()
             pytest.fail(f"streamlit did not start: {(base / 'streamlit.log').read_text()[-2000:]}")
         time.sleep(0.3)
-    yield url
+    yield url, runs
     proc.terminate()
     try:
         proc.wait(20)

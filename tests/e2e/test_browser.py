@@ -4,6 +4,7 @@ slider; two sessions at once; a screenshot of every page for review."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from pathlib import Path
@@ -170,3 +171,31 @@ def test_screenshot_every_page(page, app_url, screenshots, path, heading):
     time.sleep(1.5)
     assert page.locator("[data-testid=stException]").count() == 0
     screenshot(page, screenshots, f"page-{path or 'home'}")
+
+
+def test_one_session_cannot_see_or_take_over_anothers_runs(browser, app_url, app_runs_dir):
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    try:
+        owner, intruder = (new_app_page(c) for c in contexts)
+        run_name = start_run(owner, app_url, "spiral")
+        owner.locator(STEP_METRIC).first.wait_for()
+        # Everything the intruder could find: the owner id in the run's files, every cookie value seen.
+        saved = json.loads((app_runs_dir / run_name / "config.json").read_text())
+        own_cookie = {c["name"]: c["value"] for c in contexts[0].cookies()}.get("gan_playground_session", "")
+        assert own_cookie and own_cookie.split(".")[0] not in json.dumps(saved), "the session secret reached a file"
+        for forged in (saved["owner"], saved["owner"].removeprefix("u-"), own_cookie.split(".")[0]):
+            contexts[1].add_cookies([{"name": "gan_playground_session", "value": forged, "url": app_url}])
+            open_app(intruder, app_url, "train", "Train")
+            intruder.get_by_text("No run yet in this session.").wait_for()
+            assert intruder.get_by_text(run_name).count() == 0, f"cookie {forged!r} opened the owner's run"
+        stop_and_wait_saved(owner)
+        # Saved but not shared: even "show runs other sessions shared" does not list it.
+        open_app(intruder, app_url, "runs", "Runs")
+        intruder.get_by_text("Show runs other sessions shared").click()
+        intruder.locator("[data-testid=stSelectbox]", has_text="Run").click()
+        assert not any(run_name in o for o in intruder.get_by_role("option").all_inner_texts())
+        for p in (owner, intruder):
+            assert_no_crash(p)
+    finally:
+        for c in contexts:
+            c.close()
