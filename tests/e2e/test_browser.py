@@ -132,36 +132,40 @@ def stop_and_wait_saved(page) -> None:
     page.get_by_text("Saved as").wait_for(timeout=60_000)
 
 
-def test_two_sessions_at_once(browser, app_url, screenshots):
+@pytest.fixture
+def two_sessions(browser):
+    """Two browser contexts (two app sessions, as two students) and a page in each; closed afterwards."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
-    try:
-        first, second = (new_app_page(c) for c in contexts)
-        first_run = start_run(first, app_url, "ring8")
-        first.locator(STEP_METRIC).first.wait_for()
-        second_run = start_run(second, app_url, "grid25")
-        assert first_run != second_run
-        # One training slot (GAN_MAX_JOBS=1): the second session is visibly queued...
-        second.get_by_text("Queued, position 1").wait_for()
-        screenshot(second, screenshots, "train-queued")
-        # ...and neither page shows the other's run.
-        assert second.get_by_text(first_run).count() == 0
-        assert first.get_by_text(second_run).count() == 0
-        stop_and_wait_saved(first)
-        # The slot frees up and the queued run starts by itself.
-        second.locator(STEP_METRIC).first.wait_for(timeout=30_000)
-        wait_for_step_above(second, current_step(second))
-        stop_and_wait_saved(second)
-        # Saved runs stay private too: the second session's run list has its own run, not the first's.
-        open_app(second, app_url, "runs", "Runs")
-        second.locator("[data-testid=stSelectbox]", has_text="Run").click()
-        options = second.get_by_role("option").all_inner_texts()
-        assert any(second_run in o for o in options), options
-        assert not any(first_run in o for o in options), options
-        for p in (first, second):
-            assert_no_crash(p)
-    finally:
-        for c in contexts:
-            c.close()
+    yield contexts, [new_app_page(c) for c in contexts]
+    for c in contexts:
+        c.close()
+
+
+def test_two_sessions_at_once(two_sessions, app_url, screenshots):
+    _, (first, second) = two_sessions
+    first_run = start_run(first, app_url, "ring8")
+    first.locator(STEP_METRIC).first.wait_for()
+    second_run = start_run(second, app_url, "grid25")
+    assert first_run != second_run
+    # One training slot (GAN_MAX_JOBS=1): the second session is visibly queued...
+    second.get_by_text("Queued, position 1").wait_for()
+    screenshot(second, screenshots, "train-queued")
+    # ...and neither page shows the other's run.
+    assert second.get_by_text(first_run).count() == 0
+    assert first.get_by_text(second_run).count() == 0
+    stop_and_wait_saved(first)
+    # The slot frees up and the queued run starts by itself.
+    second.locator(STEP_METRIC).first.wait_for(timeout=30_000)
+    wait_for_step_above(second, current_step(second))
+    stop_and_wait_saved(second)
+    # Saved runs stay private too: the second session's run list has its own run, not the first's.
+    open_app(second, app_url, "runs", "Runs")
+    second.locator("[data-testid=stSelectbox]", has_text="Run").click()
+    options = second.get_by_role("option").all_inner_texts()
+    assert any(second_run in o for o in options), options
+    assert not any(first_run in o for o in options), options
+    for p in (first, second):
+        assert_no_crash(p)
 
 
 @pytest.mark.parametrize("path,heading", [("", "GAN Playground") if p.key == "home" else (Path(p.path).stem, p.title)
@@ -173,29 +177,24 @@ def test_screenshot_every_page(page, app_url, screenshots, path, heading):
     screenshot(page, screenshots, f"page-{path or 'home'}")
 
 
-def test_one_session_cannot_see_or_take_over_anothers_runs(browser, app_url, app_runs_dir):
-    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
-    try:
-        owner, intruder = (new_app_page(c) for c in contexts)
-        run_name = start_run(owner, app_url, "spiral")
-        owner.locator(STEP_METRIC).first.wait_for()
-        # Everything the intruder could find: the owner id in the run's files, every cookie value seen.
-        saved = json.loads((app_runs_dir / run_name / "config.json").read_text())
-        own_cookie = {c["name"]: c["value"] for c in contexts[0].cookies()}.get("gan_playground_session", "")
-        assert own_cookie and own_cookie.split(".")[0] not in json.dumps(saved), "the session secret reached a file"
-        for forged in (saved["owner"], saved["owner"].removeprefix("u-"), own_cookie.split(".")[0]):
-            contexts[1].add_cookies([{"name": "gan_playground_session", "value": forged, "url": app_url}])
-            open_app(intruder, app_url, "train", "Train")
-            intruder.get_by_text("No run yet in this session.").wait_for()
-            assert intruder.get_by_text(run_name).count() == 0, f"cookie {forged!r} opened the owner's run"
-        stop_and_wait_saved(owner)
-        # Saved but not shared: even "show runs other sessions shared" does not list it.
-        open_app(intruder, app_url, "runs", "Runs")
-        intruder.get_by_text("Show runs other sessions shared").click()
-        intruder.locator("[data-testid=stSelectbox]", has_text="Run").click()
-        assert not any(run_name in o for o in intruder.get_by_role("option").all_inner_texts())
-        for p in (owner, intruder):
-            assert_no_crash(p)
-    finally:
-        for c in contexts:
-            c.close()
+def test_one_session_cannot_see_or_take_over_anothers_runs(two_sessions, app_url, app_runs_dir):
+    contexts, (owner, intruder) = two_sessions
+    run_name = start_run(owner, app_url, "spiral")
+    owner.locator(STEP_METRIC).first.wait_for()
+    # Everything the intruder could find: the owner id in the run's files, every cookie value seen.
+    saved = json.loads((app_runs_dir / run_name / "config.json").read_text())
+    own_cookie = {c["name"]: c["value"] for c in contexts[0].cookies()}.get("gan_playground_session", "")
+    assert own_cookie and own_cookie.split(".")[0] not in json.dumps(saved), "the session secret reached a file"
+    for forged in (saved["owner"], saved["owner"].removeprefix("u-"), own_cookie.split(".")[0]):
+        contexts[1].add_cookies([{"name": "gan_playground_session", "value": forged, "url": app_url}])
+        open_app(intruder, app_url, "train", "Train")
+        intruder.get_by_text("No run yet in this session.").wait_for()
+        assert intruder.get_by_text(run_name).count() == 0, f"cookie {forged!r} opened the owner's run"
+    stop_and_wait_saved(owner)
+    # Saved but not shared: even "show runs other sessions shared" does not list it.
+    open_app(intruder, app_url, "runs", "Runs")
+    intruder.get_by_text("Show runs other sessions shared").click()
+    intruder.locator("[data-testid=stSelectbox]", has_text="Run").click()
+    assert not any(run_name in o for o in intruder.get_by_role("option").all_inner_texts())
+    for p in (owner, intruder):
+        assert_no_crash(p)
