@@ -8,6 +8,7 @@ Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -22,6 +23,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from .config import TrainConfig
 from .errors import CheckpointError, GanError
+from .checkpoint_schema import check_metadata, check_tensor_layout
 from .safetensors_header import HeaderError, parse_header, read_header
 from .trainer import Trainer
 
@@ -33,18 +35,61 @@ META_KEY = "gan_playground"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename. A full disk, a
+    read-only or vanished folder is a CheckpointError saying what to do; nothing half-written remains
+    and the file that was there stays as it was."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise CheckpointError(storage_problem(path.parent, exc)) from None
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink(missing_ok=True)
+
+
+def storage_problem(folder: Path, exc: OSError) -> str:
+    """One line saying why `folder` could not be written and what to do about it."""
+    if exc.errno == errno.ENOSPC:
+        return f"not saved: the disk holding {folder} is full; free some space (e.g. delete old runs) and it saves again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"not saved: {folder} is read-only; point GAN_RUNS_DIR (or --out) to a writable folder"
+    if exc.errno == errno.ENOENT:
+        return f"not saved: {folder} was removed or cannot be created; check that the runs folder still exists"
+    return f"not saved: cannot write {folder} ({exc.strerror or exc})"
+
+
+def remove_orphan_temp_files(folder: Path, older_than: float = 60.0) -> int:
+    """Delete the temp files a crashed write left in a run folder (only this module's `.name.*.tmp`
+    pattern, older than `older_than` seconds); returns how many were removed."""
+    removed = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if tmp.is_file() and time.time() - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def repair_config_json(folder: Path) -> bool:
+    """Rewrite config.json from the checkpoint's own header when a crash left them disagreeing; True if
+    it was rewritten (model.safetensors, written first, is the truth)."""
+    try:
+        meta = read_metadata(folder)
+        if (Path(folder) / CONFIG_FILE).is_file() and json.loads((Path(folder) / CONFIG_FILE).read_text()) == meta:
+            return False
+        atomic_write_bytes(Path(folder) / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+        return True
+    except (GanError, OSError, ValueError):
+        return False
 
 
 def checkpoint_tensors(trainer: Trainer, include_optimizer: bool = True) -> dict[str, torch.Tensor]:
@@ -88,7 +133,11 @@ def run_metadata(trainer: Trainer, extra: Optional[dict[str, Any]] = None) -> di
 
 def save_checkpoint(trainer: Trainer, run_dir: str | Path, extra_meta: Optional[dict[str, Any]] = None,
                     include_optimizer: bool = True) -> Path:
-    """Save `trainer` into `run_dir` atomically; refuses to save non-finite (diverged) weights."""
+    """Save `trainer` into `run_dir` atomically; refuses to save non-finite (diverged) weights.
+
+    model.safetensors (which carries the metadata in its header) is written first and is the truth;
+    config.json is its readable copy. If a crash or a full disk strikes between the two writes,
+    `repair_config_json` (run at server start and before the CLI resumes) rewrites the copy."""
     run_dir = Path(run_dir)
     tensors = checkpoint_tensors(trainer, include_optimizer)
     for name, value in tensors.items():
@@ -139,12 +188,17 @@ def _parse_meta(header: dict[str, str], source: Any) -> dict[str, Any]:
         raise CheckpointError(f"{source} is a safetensors file but not a GAN Playground checkpoint (no '{META_KEY}' metadata)")
     try:
         meta = json.loads(header[META_KEY])
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise CheckpointError(f"{source}: the checkpoint metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{source} is not a GAN Playground checkpoint (format {meta.get('format') if isinstance(meta, dict) else '?'!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{source} was written by a newer GAN Playground (format {meta['format_version']}); update to load it")
+        found = meta.get("format") if isinstance(meta, dict) else "?"
+        raise CheckpointError(f"{source} is not a GAN Playground checkpoint (format {str(found)[:40]!r})")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise CheckpointError(f"{source}: format_version must be a non-negative integer")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{source} was written by a newer GAN Playground (format {version}); update to load it")
+    check_metadata(meta, source)
     return meta
 
 
@@ -160,12 +214,16 @@ def load_checkpoint(path: str | Path, device: str = "auto") -> Trainer:
 
 def trainer_from_bytes(blob: bytes, device: str = "auto", source: str = "uploaded file") -> Trainer:
     """Rebuild a Trainer from the bytes of a model.safetensors (e.g. an upload). Never unpickles."""
-    header = _header_metadata(blob, source)
+    try:
+        header = parse_header(blob)
+    except HeaderError as exc:
+        raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file ({exc})") from None
+    meta = _parse_meta(header.metadata, source)
+    check_tensor_layout(meta, header, source)  # before a single tensor or model is built
     try:
         tensors = load_safetensors_bytes(blob)
     except (SafetensorError, OSError, ValueError, OverflowError) as exc:
         raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file ({_first_line(exc)})") from None
-    meta = _parse_meta(header, source)
     try:
         config = TrainConfig.from_dict(meta["config"]).replace(device=device)
         trainer = Trainer(config, sample_shape=tuple(meta["sample_shape"]), class_names=tuple(meta.get("class_names", ())))

@@ -113,12 +113,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train with a progress bar; write checkpoints, metrics.csv and sample grids into --out."""
     from tqdm import tqdm
 
-    from .checkpoint import WEIGHTS_FILE, load_checkpoint
+    from .checkpoint import WEIGHTS_FILE, load_checkpoint, remove_orphan_temp_files, repair_config_json
     from .runner import RunWriter
     from .trainer import Diverged, Trainer
 
     config = train_config_from_args(args)
     out = Path(args.out)
+    if out.is_dir():  # clean up after a crashed earlier run: temp files, a config.json behind its weights
+        remove_orphan_temp_files(out, older_than=0)
+        repair_config_json(out)
     if args.resume:
         trainer = load_checkpoint(out, device=config.device)
         budget = dict(steps=config.steps and trainer.step_count + config.steps, seconds=config.seconds and trainer.seconds + config.seconds)
@@ -153,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except Diverged as exc:
         bar.close()
         writer.close()
-        print(f"error: {exc}. The last good checkpoint in {out} is kept.", file=sys.stderr)
+        kept = f"the last good checkpoint in {out} is kept" if (out / WEIGHTS_FILE).exists() else "nothing was saved"
+        print(f"error: {exc}; {kept}.", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         code = 130

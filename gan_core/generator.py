@@ -19,7 +19,9 @@ from .config import TrainConfig
 from .data import DATASETS, DatasetSpec
 from .device import resolve_device
 from .errors import CheckpointError, GanError
+from .checkpoint_schema import check_tensor_layout
 from .models import GanModule, build_generator
+from .safetensors_header import HeaderError, read_header
 from .sampling import checked_labels, eval_mode
 
 
@@ -71,6 +73,10 @@ def load_generator(path: str | Path, device: str = "auto") -> Generator:
 
     weights = Path(path) / WEIGHTS_FILE if Path(path).is_dir() else Path(path)
     meta = read_metadata(weights)
+    try:
+        check_tensor_layout(meta, read_header(weights), weights)  # before any tensor is read
+    except (OSError, HeaderError) as exc:
+        raise CheckpointError(f"{weights} is corrupt or truncated ({exc})") from None
     try:
         config = TrainConfig.from_dict(meta["config"]).validate()
         shape = tuple(int(v) for v in meta["sample_shape"])

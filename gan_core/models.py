@@ -7,6 +7,7 @@ Every generator is called as `G(z, labels=None)` and returns samples in [-1, 1] 
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -91,7 +92,7 @@ class MLPGenerator(GanModule):
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
         in_dim = z_dim + (embed_dim if num_classes else 0)
         act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
-        out = int(torch.tensor(shape).prod())
+        out = math.prod(shape)
         self.net = nn.Sequential(*_mlp([in_dim, width, 2 * width, 4 * width], act), nn.Linear(4 * width, out), nn.Tanh())
 
     def forward(self, z: Tensor, labels: Optional[Tensor] = None, embedding: Optional[Tensor] = None) -> Tensor:
@@ -106,7 +107,7 @@ class MLPDiscriminator(GanModule):
         super().__init__()
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
-        in_dim = int(torch.tensor(shape).prod()) + (embed_dim if num_classes else 0)
+        in_dim = math.prod(shape) + (embed_dim if num_classes else 0)
         act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
         self.net = nn.Sequential(*_mlp([in_dim, 4 * width, 2 * width, width], act, dropout), nn.Linear(width, 1))
 

@@ -14,8 +14,8 @@ from typing import Any, Optional
 from PIL import Image
 
 from .cadence import Cadence, SideTask, run_due
-from .checkpoint import WEIGHTS_FILE, save_checkpoint
-from .errors import GanError
+from .checkpoint import WEIGHTS_FILE, save_checkpoint, storage_problem
+from .errors import CheckpointError, GanError
 from .images import sample_picture
 from .runs import METRICS_FILE
 from .trainer import GRID_COLUMNS, StepRecord, Trainer
@@ -44,6 +44,8 @@ class RunWriter:
         if (self.out / WEIGHTS_FILE).exists() and not resume:
             raise GanError(f"{self.out} already holds a run: choose another folder, or resume it")
         (self.out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        if resume:
+            _drop_rows_after(self.out / METRICS_FILE, trainer.step_count)
         new_file = not (self.out / METRICS_FILE).exists()
         self._metrics = open(self.out / METRICS_FILE, "a", newline="")
         self._csv = csv.DictWriter(self._metrics, fieldnames=RECORD_FIELDS)
@@ -55,10 +57,14 @@ class RunWriter:
                       SideTask("checkpoint", Cadence(seconds=checkpoint_seconds), self.checkpoint)]
 
     def record(self, rec: StepRecord) -> None:
-        """Append one step to metrics.csv; snapshot and checkpoint when they are due."""
+        """Append one step to metrics.csv; snapshot and checkpoint when they are due. A full or read-only
+        disk is a CheckpointError saying what to do (the trainer itself is unharmed)."""
         self.last_record = rec
-        self._csv.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in rec.to_dict().items()})
-        run_due(self.tasks, rec.step)
+        try:
+            self._csv.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in rec.to_dict().items()})
+            run_due(self.tasks, rec.step)
+        except OSError as exc:
+            raise CheckpointError(storage_problem(self.out, exc)) from None
 
     def snapshot(self) -> Path:
         """Write the fixed-noise grid as samples/step_NNNNNN.png (and samples/latest.png)."""
@@ -78,3 +84,15 @@ class RunWriter:
         """Flush and close metrics.csv."""
         if not self._metrics.closed:
             self._metrics.close()
+
+
+def _drop_rows_after(file: Path, step: int) -> None:
+    """Resuming from a checkpoint at `step`: the rows a crash left after it would be written twice."""
+    if not file.is_file():
+        return
+    with open(file, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(kept) < len(rows):
+        with open(file, "w", newline="") as f:
+            csv.writer(f).writerows(kept)

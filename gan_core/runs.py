@@ -20,7 +20,8 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, metadata_from_bytes, read_metadata, save_checkpoint, trainer_from_bytes
+from .checkpoint import (CONFIG_FILE, WEIGHTS_FILE, metadata_from_bytes, read_metadata, remove_orphan_temp_files,
+                         repair_config_json, save_checkpoint, trainer_from_bytes)
 from .errors import CheckpointError, GanError
 from .paths import ASSETS_DIR, runs_dir
 
@@ -86,6 +87,7 @@ class RunInfo:
     meta: dict[str, Any] = field(repr=False)
     mtime: float  # modification time of model.safetensors (a cache key for loaded models)
     shared: bool = False  # its owner lets other sessions see it (read-only)
+    error: str = ""  # "unreadable: <reason>" for a folder whose checkpoint does not pass the checks
 
     @property
     def config(self) -> dict[str, Any]:
@@ -141,8 +143,10 @@ class RunInfo:
 
     @property
     def status(self) -> str:
-        """How the run ended ('finished', 'stopped', 'running' while it trains...), 'saved' if not recorded."""
-        return str(self.meta.get("status") or "saved")
+        """How the run ended: 'finished', 'stopped', 'diverged', 'saved' if not recorded, or 'interrupted' for
+        a run saved while training whose server died (lists leave out the runs training right now)."""
+        status = str(self.meta.get("status") or "saved")
+        return "interrupted" if status == "running" else status
 
     @property
     def saved_at(self) -> str:
@@ -167,10 +171,13 @@ def _read(folder: Path, source: str) -> Optional[RunInfo]:
     if not weights.is_file():
         return None
     try:
+        mtime = weights.stat().st_mtime
         meta = read_metadata(folder)
-    except CheckpointError:
-        return None
-    return RunInfo(folder, folder.name, source, meta, weights.stat().st_mtime, shared=_is_shared(folder))
+    except OSError as exc:
+        return RunInfo(folder, folder.name, source, {}, 0.0, error=f"unreadable: {exc.strerror}")
+    except CheckpointError as exc:  # listed, never loaded: one bad folder must not break the page for others
+        return RunInfo(folder, folder.name, source, {}, mtime, error="unreadable: " + str(exc).replace(str(weights), WEIGHTS_FILE))
+    return RunInfo(folder, folder.name, source, meta, mtime, shared=_is_shared(folder))
 
 
 def _is_shared(folder: Path) -> bool:
@@ -181,7 +188,8 @@ def _is_shared(folder: Path) -> bool:
 
 
 def list_runs(root: Optional[Path] = None, include_pretrained: bool = True) -> list[RunInfo]:
-    """Pretrained generators (by name), then saved runs (newest first). Unreadable folders are skipped."""
+    """Pretrained generators (by name), then saved runs (newest first). A folder whose checkpoint fails the
+    checks is listed with its `error` (and no metadata), so the UI can say so; loaders must skip it."""
     found: list[RunInfo] = []
     if include_pretrained and pretrained_dir().is_dir():
         for folder in sorted(pretrained_dir().iterdir()):
@@ -197,6 +205,18 @@ def list_runs(root: Optional[Path] = None, include_pretrained: bool = True) -> l
                 saved.append(info)
     saved.sort(key=lambda r: r.mtime, reverse=True)
     return found + saved
+
+
+def recover_runs_folder(root: Optional[Path] = None) -> dict[str, int]:
+    """After a crash (server start, CLI resume): remove temp files that interrupted writes left behind and
+    bring each config.json back in line with its checkpoint. Returns what was done."""
+    root = Path(root) if root is not None else runs_dir()
+    done = {"temp_files_removed": 0, "configs_repaired": 0}
+    if root.is_dir():
+        for folder in (f for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")):
+            done["temp_files_removed"] += remove_orphan_temp_files(folder)
+            done["configs_repaired"] += int(repair_config_json(folder))
+    return done
 
 
 def visible_runs(runs: Iterable[RunInfo], owner: str, include_others: bool = False) -> list[RunInfo]:

@@ -20,7 +20,10 @@ show_all = st.toggle("Show runs other sessions shared", key="runs_show_all",
                      help="Runs trained in other browser sessions on this server are private unless their owner shares "
                           "them; shared runs can be explored and downloaded here, never renamed or deleted.")
 # Your own runs first: this page is for managing them (the explorers default to the pretrained ones).
-runs = sorted(explore.runs_for_session(include_others=show_all), key=lambda r: r.source == "pretrained")
+listed = explore.runs_for_session(include_others=show_all, include_unreadable=True)
+runs = sorted((r for r in listed if not r.error), key=lambda r: r.source == "pretrained")
+for bad in (r for r in listed if r.error):
+    st.warning(f"**{bad.name}**: {bad.error}", icon=":material/broken_image:")
 job = session.current_job()
 if job is not None and job.state.active:
     st.caption(f"Your run **{job.name}** is training; it is listed here once stopped.")

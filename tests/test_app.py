@@ -344,3 +344,23 @@ def test_the_form_shows_every_field_and_a_new_preset_resets_them(manager):
     assert (job.config.beta2_d, job.config.embed_dim, job.config.snapshot_every) == (0.95, 12, 7), \
         "what trains is exactly what the form shows"
     job.stop()
+
+
+def test_one_bad_run_folder_does_not_break_the_runs_page():
+    tiny_run("fine", preset="ring8")
+    bad = tiny_run("broken", preset="ring8")
+    trainer = Trainer(get_preset("ring8").config(g_width=8, d_width=8))
+    save_checkpoint(trainer, bad, {"final_metrics": {"fcd": "a string where a number belongs"}})
+    at = open_page("pages/runs.py")
+    assert not at.exception
+    assert any("broken" in w.value and "unreadable" in w.value and "final_metrics" in w.value for w in at.warning)
+    assert "fine" in at.dataframe[0].value["Name"].tolist()
+
+
+def test_a_run_too_big_for_the_server_is_refused_before_anything_is_allocated(manager):
+    at = open_page("pages/train.py")
+    for name, value in dict(g_width=2048, d_width=2048, batch_size=4096, z_dim=1024).items():
+        at.number_input(key=f"train_{name}").set_value(value)
+    button(at, "Start").click().run()
+    assert any("GB each run may use" in e.value and "g_width" in e.value for e in at.error), [e.value for e in at.error]
+    assert session_job(at, manager) is None

@@ -61,7 +61,7 @@ def test_run_info_reads_typed_numbers_from_a_saved_run(tmp_path):
     writer = RunWriter(trainer, tmp_path / "runs" / "r1")
     for _ in range(5):
         writer.record(trainer.step())
-    writer.checkpoint({"final_metrics": {"modes_covered": 3, "n_modes": 8, "hq_fraction": "junk"}, "status": "stopped"})
+    writer.checkpoint({"final_metrics": {"modes_covered": 3, "n_modes": 8}, "status": "stopped"})
     writer.close()
     (run,) = list_runs(tmp_path / "runs", include_pretrained=False)
     assert run.step == 5 and run.status == "stopped" and run.train_seconds > 0
@@ -87,3 +87,32 @@ def test_cadence_by_steps_by_seconds_and_by_share():
     stretched.done(0, now, cost=0.5)  # a 0.5 s task at 10% of the time: next run 5 s later, not 0.01 s
     assert not stretched.due(1, now + 4.9) and stretched.due(1, now + 5.01)
     assert not Cadence(seconds=0).due(10**6, now + 10**6), "0 means never by time"
+
+
+def test_a_run_with_junk_metadata_is_listed_as_unreadable_not_a_crash(tmp_path):
+    trainer = Trainer(get_preset("ring8").config(g_width=16, d_width=16))
+    save_checkpoint(trainer, tmp_path / "runs" / "good")
+    save_checkpoint(trainer, tmp_path / "runs" / "junk", {"final_metrics": {"fcd": "not a number"}})
+    runs = {r.name: r for r in list_runs(tmp_path / "runs", include_pretrained=False)}
+    assert runs["good"].error == "" and runs["good"].step == 0
+    assert runs["junk"].error.startswith("unreadable:") and "final_metrics" in runs["junk"].error
+    assert runs["junk"].meta == {} and runs["junk"].final_metrics == FinalMetrics()
+
+
+def test_the_run_budget_is_estimated_without_allocating():
+    import resource
+
+    from gan_core.budget import check_run_budget, estimate_run_bytes
+    from gan_core.errors import ConfigError
+
+    config = get_preset("mnist-dcgan").config()
+    trainer = Trainer(config.replace(precision="fp32"))
+    params = sum(trainer.num_parameters.values())
+    estimate = estimate_run_bytes(config, (1, 28, 28), 10)
+    assert params * 4 * 4 <= estimate < 50 * params * 4 + 2**30, "weights, grads and Adam state at least"
+    huge = config.replace(g_width=2048, d_width=2048, batch_size=4096, z_dim=1024)
+    before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(ConfigError, match=r"lower g_width/d_width \(2048/2048\), batch_size \(4096\)"):
+        check_run_budget(huge, (1, 28, 28), limit_bytes=2 * 2**30, num_classes=10)
+    assert time.perf_counter() - started < 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024, "refused before allocating"

@@ -323,3 +323,19 @@ def test_snapshot_history_thins_evenly():
     assert len(steps) <= 10 and steps[-1] >= 190
     gaps = {b - a for a, b in zip(steps, steps[1:-1])}
     assert len(gaps) == 1, f"kept snapshots should be evenly spaced, got {steps}"
+
+
+def test_the_folder_dataset_reads_only_below_allowed_roots(manager, tmp_path, monkeypatch):
+    from gan_test_utils import REPO
+
+    folder_config = tiny("mnist-dcgan", dataset="folder", data_dir=str(REPO / "docs"))
+    monkeypatch.delenv("GAN_DATA_ROOTS", raising=False)
+    with pytest.raises(GanError, match="off on this server"):
+        manager.submit("s", folder_config)
+    allowed = tmp_path / "class-images"
+    allowed.mkdir()
+    monkeypatch.setenv("GAN_DATA_ROOTS", str(allowed))
+    for outside in (REPO / "docs", allowed / ".." / "runs", "/etc"):
+        with pytest.raises(GanError, match="inside an allowed folder"):
+            manager.submit("s", folder_config.replace(data_dir=str(outside)))
+    assert manager.job_for("s") is None

@@ -129,6 +129,9 @@ def _status_banner_body(view: JobView) -> None:
         st.error(f"**The run diverged** (NaN or infinite values). {view.message}", icon=":material/error:")
     elif view.state == JobState.FAILED:
         st.error(view.message, icon=":material/error:")
+    if view.storage_problem and view.active:
+        kept = f"the last good checkpoint (step {view.saved_step:,}) stays loadable" if view.saved_step is not None else "nothing is saved yet"
+        st.warning(f"**{view.storage_problem.capitalize()}.** Training goes on in memory; {kept}.", icon=":material/save:")
     if view.metrics is not None and view.metrics.warning:
         st.warning(f"**{view.metrics.warning}**", icon=":material/warning:")
 

@@ -34,10 +34,11 @@ def load_run(path: str, mtime: float) -> LoadedRun:
     return LoadedRun(load_generator(path, device="auto"), path)
 
 
-def runs_for_session(include_others: bool = False) -> list[RunInfo]:
-    """Pretrained generators and the saved runs this session may see (not runs still training)."""
+def runs_for_session(include_others: bool = False, include_unreadable: bool = False) -> list[RunInfo]:
+    """Pretrained generators and the saved runs this session may see (not runs still training); runs whose
+    checkpoint is unreadable only if asked (the Runs page lists them, nothing loads them)."""
     busy = {str(p) for p in manager().active_run_dirs()}
-    runs = [r for r in list_runs(runs_dir()) if str(r.path) not in busy]
+    runs = [r for r in list_runs(runs_dir()) if str(r.path) not in busy and (include_unreadable or not r.error)]
     return visible_runs(runs, owner(), include_others)
 
 

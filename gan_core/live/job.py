@@ -185,7 +185,7 @@ class Job:
                 device=p.device, parameters=dict(p.parameters), history=self._history.columns(),
                 snapshots=self._snapshots.items(), latest=p.latest, latest_step=p.latest_step, verdict=p.verdict,
                 lab=p.lab, step_frames=list(p.step_frames), metrics=p.metrics, run_dir=str(self.run_dir),
-                saved_step=p.saved_step, speed=self._speed, version=self._version,
+                saved_step=p.saved_step, storage_problem=p.storage_problem, speed=self._speed, version=self._version,
             )
 
     def _rate(self, now: float) -> float:

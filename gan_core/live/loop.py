@@ -106,7 +106,7 @@ class TrainingLoop:
         self.tasks = [
             SideTask("metrics", Cadence(seconds=s.metrics_seconds, share=METRICS_SHARE, first=min(2.0, s.metrics_seconds)),
                      self.measure),
-            SideTask("checkpoint", Cadence(seconds=s.checkpoint_seconds), lambda: save(job, writer, "running")),
+            SideTask("checkpoint", Cadence(seconds=s.checkpoint_seconds), self.checkpoint),
             SideTask("threads", Cadence(seconds=1.0), lambda: torch.set_num_threads(job.host.threads_per_job())),
         ]
 
@@ -126,7 +126,10 @@ class TrainingLoop:
                 rec, self.frames = split_step(trainer)
             else:
                 rec, self.frames = trainer.step(), None
-            self.writer.record(rec)
+            try:
+                self.writer.record(rec)
+            except GanError as exc:  # metrics.csv or a grid could not be written: say so, train on
+                self.job.update(storage_problem=str(exc))
             self.job.record(rec)
             step = trainer.step_count
             if command.single or command.speed:  # every step is shown in slow motion
@@ -150,6 +153,16 @@ class TrainingLoop:
         else:
             payload = png(sample_picture(trainer.sample_fixed(), nrow=GRID_COLUMNS), fast=True)
         self.job.publish(trainer.step_count, payload, snapshot=bool(frames) or trainer.step_count == 0, **changes)
+
+    def checkpoint(self) -> None:
+        """The periodic save. A full or read-only disk does not stop training: the page says so, the last
+        good checkpoint stays as it was, and the next save tries again."""
+        try:
+            save(self.job, self.writer, "running")
+        except GanError as exc:
+            self.job.update(storage_problem=str(exc))
+        else:
+            self.job.update(storage_problem="")
 
     def measure(self) -> None:
         """One metrics pass (FCD-1k and class histogram, or 2D mode coverage)."""
@@ -184,7 +197,7 @@ def finish(job: Job, trainer: Optional[Trainer], writer: Optional[RunWriter], fi
                 writer.snapshot()
                 save(job, writer, final.value)
             except GanError as exc:
-                message = f"{message} (not saved: {exc})"
+                message = f"{message} ({exc})"
         if writer is not None:
             writer.close()
     except Exception:  # never let saving kill the bookkeeping below

@@ -18,11 +18,13 @@ from typing import Optional
 
 import torch
 
+from ..budget import check_run_budget, default_run_budget_bytes
 from ..config import TrainConfig
+from ..data import DATASETS
 from ..device import resolve_device
 from ..errors import GanError
 from ..paths import runs_dir
-from ..runs import new_run_dir
+from ..runs import new_run_dir, recover_runs_folder
 from .job import Job, JobSettings, TrainerFactory
 from .loop import run_job
 
@@ -32,6 +34,7 @@ ENV_MAX_JOBS = "GAN_MAX_JOBS"
 ENV_SESSION_TIMEOUT = "GAN_SESSION_TIMEOUT"
 ENV_TORCH_THREADS = "GAN_TORCH_THREADS"
 ENV_METRICS_SECONDS = "GAN_METRICS_SECONDS"
+ENV_DATA_ROOTS = "GAN_DATA_ROOTS"
 DEFAULT_SESSION_TIMEOUT = 120.0
 
 
@@ -50,6 +53,20 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def check_data_folder(config: TrainConfig) -> None:
+    """The app trains on an image folder only below a folder the server's operator allowed in
+    $GAN_DATA_ROOTS (os.pathsep-separated): students must not read the server's files."""
+    if config.dataset != "folder":
+        return
+    roots = [Path(r).resolve() for r in os.environ.get(ENV_DATA_ROOTS, "").split(os.pathsep) if r.strip()]
+    if not roots:
+        raise GanError(f"training on a folder of images is off on this server (its operator can allow folders "
+                       f"with {ENV_DATA_ROOTS}); use one of the bundled datasets")
+    folder = Path(config.data_dir).expanduser().resolve()
+    if not any(folder == root or root in folder.parents for root in roots):
+        raise GanError(f"data_dir must be inside an allowed folder ({', '.join(map(str, roots))}), not {config.data_dir}")
 
 
 def default_max_jobs() -> int:
@@ -96,6 +113,11 @@ class JobManager:
         """Validate `config` and queue a job for `session` (which must not have an active one)."""
         config = config.validate()
         resolve_device(config.device)  # an absent GPU is a ConfigError now, not in the worker
+        check_data_folder(config)
+        spec = DATASETS[config.dataset]
+        side = config.image_size or 28
+        shape = spec.shape or (config.channels or 3, side, side)  # folders decide at load time: an estimate
+        check_run_budget(config, shape, default_run_budget_bytes(self.max_jobs), len(spec.class_names) or 10)
         with self._lock:
             current = self._by_session.get(session)
             if current is not None and current.state.active:
@@ -222,6 +244,10 @@ def get_manager() -> JobManager:
     with _manager_lock:
         if _manager is None:
             _manager = JobManager()
+            try:  # the server (re)starts: clean up after whatever crashed last time
+                log.info("runs folder recovered: %s", recover_runs_folder(_manager.root))
+            except OSError as exc:
+                log.warning("could not check the runs folder %s: %s", _manager.root, exc)
         return _manager
 
 

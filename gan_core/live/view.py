@@ -57,6 +57,7 @@ class Progress:
     latest: Any = None  # the newest sample grid (PNG bytes) or LabView
     latest_step: int = 0
     saved_step: Optional[int] = None
+    storage_problem: str = ""  # why the last save failed (full or read-only disk), "" when it worked
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class JobView:
     metrics: Optional[LiveMetrics]
     run_dir: str
     saved_step: Optional[int]  # step of the last checkpoint written
+    storage_problem: str  # why the last periodic save failed, "" when it worked
     speed: float  # steps per second limit (0 = full speed)
     version: int  # grows whenever something shown changes
 
