@@ -82,9 +82,9 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError("config must be a JSON object")
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
+        unknown = sorted(repr(k)[:40] for k in set(data) - set(known))  # repr: a name is shown on one line
         if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown[:5])}")
         values = {}
         for name, value in data.items():
             values[name] = _coerce(name, known[name].type, value)
