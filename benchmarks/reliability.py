@@ -42,7 +42,7 @@ def fuzz(work: Path) -> tuple[str, int, int, int, str]:
     """Every mutant through every loader: only successes or the project's error count as survived."""
     import test_checkpoint_fuzz as fz
     from gan_core.generator import load_generator
-    from gan_core.runs import import_upload
+    from gan_core.uploads import import_upload
 
     tried = survived = 0
     started = time.perf_counter()
@@ -73,7 +73,7 @@ def kills(work: Path, n: int) -> tuple[str, int, int, int, str]:
     """Start (or resume) the CLI, kill -9 it at a random moment, then check the run folder loads."""
     out, rng = work / "killed", random.Random(0)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    survived, steps = 0, []
+    tried, survived, steps = 0, 0, []
     for i in range(n):
         args = [sys.executable, "-m", "gan_core", "train", "--preset", "ring8", "--steps", "1000000",
                 "--checkpoint-seconds", "0.3", "--out", str(out)] + (["--resume"] if (out / WEIGHTS_FILE).exists() else [])
@@ -83,6 +83,7 @@ def kills(work: Path, n: int) -> tuple[str, int, int, int, str]:
         proc.wait()
         if not (out / WEIGHTS_FILE).exists():
             continue  # killed before the first checkpoint: nothing existed to lose
+        tried += 1
         try:
             recover_runs_folder(work)
             meta, trainer = read_metadata(out), load_checkpoint(out, device="cpu")
@@ -94,7 +95,6 @@ def kills(work: Path, n: int) -> tuple[str, int, int, int, str]:
                 print(f"  kill {i}: config.json agrees {agrees}, step {trainer.step_count} after {steps[-1:]}")
         except GanError as exc:
             print(f"  kill {i}: the run folder did not load: {exc}")
-    tried = n if (out / WEIGHTS_FILE).exists() else 0
     return "crash: kill -9 of the CLI, then load + --resume", tried, survived, tried - survived, \
         f"steps reached {steps[-1] if steps else 0:,}; every kill resumed from the previous checkpoint"
 

@@ -7,12 +7,15 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from .config import PRESETS, TrainConfig, get_preset
 from .errors import GanError
+
+if TYPE_CHECKING:  # the trainer (and torch) load only for the commands that need them
+    from .trainer import Trainer
 
 EPILOG = """examples:
   python -m gan_core presets
@@ -109,27 +112,35 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict({**preset.overrides, **changes}).with_default_budget().validate()
 
 
+def _trainer_to_train(config: TrainConfig, out: Path, resume: bool) -> Trainer:
+    """A new trainer for `out`, or (resume) the one saved there with the budget extended."""
+    from .checkpoint import WEIGHTS_FILE, load_checkpoint, remove_orphan_temp_files, repair_config_json
+    from .trainer import Trainer
+
+    if out.is_dir():  # clean up after a crashed earlier run: temp files, a config.json behind its weights
+        remove_orphan_temp_files(out, older_than=0)
+        repair_config_json(out)
+    if resume:
+        trainer = load_checkpoint(out, device=config.device)
+        budget = dict(steps=config.steps and trainer.step_count + config.steps, seconds=config.seconds and trainer.seconds + config.seconds)
+        trainer.config = trainer.config.replace(**budget)
+        return trainer
+    if (out / WEIGHTS_FILE).exists():
+        raise GanError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    return Trainer(config)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train with a progress bar; write checkpoints, metrics.csv and sample grids into --out."""
     from tqdm import tqdm
 
-    from .checkpoint import WEIGHTS_FILE, load_checkpoint, remove_orphan_temp_files, repair_config_json
+    from .checkpoint import WEIGHTS_FILE
     from .runner import RunWriter
-    from .trainer import Diverged, Trainer
+    from .trainer import Diverged
 
     config = train_config_from_args(args)
     out = Path(args.out)
-    if out.is_dir():  # clean up after a crashed earlier run: temp files, a config.json behind its weights
-        remove_orphan_temp_files(out, older_than=0)
-        repair_config_json(out)
-    if args.resume:
-        trainer = load_checkpoint(out, device=config.device)
-        budget = dict(steps=config.steps and trainer.step_count + config.steps, seconds=config.seconds and trainer.seconds + config.seconds)
-        trainer.config = trainer.config.replace(**budget)
-    else:
-        if (out / WEIGHTS_FILE).exists():
-            raise GanError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-        trainer = Trainer(config)
+    trainer = _trainer_to_train(config, out, args.resume)
     writer = RunWriter(trainer, out, resume=args.resume, checkpoint_seconds=args.checkpoint_seconds)
     c = trainer.config
     print(f"training {args.preset}: {c.arch}{' (conditional)' if c.conditional else ''} on {c.dataset}, loss {c.loss}, "

@@ -8,7 +8,8 @@ from gan_core import images
 from gan_core.app import charts, explore, nav, session
 from gan_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from gan_core.errors import GanError
-from gan_core.runs import RunInfo, can_edit, delete_run, import_upload, read_history, rename_run, set_shared
+from gan_core.runs import RunInfo, can_edit, delete_run, read_history, rename_run, set_shared
+from gan_core.uploads import import_upload
 
 nav.require_router("runs")
 st.title("Runs", anchor=False)

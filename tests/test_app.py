@@ -17,7 +17,8 @@ from gan_core.errors import CheckpointError, GanError
 from gan_core.app.nav import PAGES as PAGE_INFO
 from gan_core.live import JobManager, JobState, set_manager
 from gan_core.paths import runs_dir
-from gan_core.runs import delete_run, import_upload, list_runs, rename_run
+from gan_core.runs import delete_run, list_runs, rename_run
+from gan_core.uploads import import_upload
 from gan_core.trainer import Trainer
 
 APP = str(Path(__file__).resolve().parents[1] / "playground.py")

@@ -16,7 +16,8 @@ from gan_core import get_preset
 from gan_core.checkpoint import META_KEY, WEIGHTS_FILE, metadata_from_bytes, read_metadata, save_checkpoint, trainer_from_bytes
 from gan_core.errors import GanError
 from gan_core.generator import load_generator
-from gan_core.runs import import_upload, list_runs
+from gan_core.runs import list_runs
+from gan_core.uploads import import_upload
 from gan_core.trainer import Trainer
 
 JUNK = [None, "abc", -1, 10**12, 2**70, 1e308, float("nan"), True, [], {}, [[[[[[[[1]]]]]]]], "x" * 5000, [1, 3000, 3000]]
