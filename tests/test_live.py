@@ -339,3 +339,12 @@ def test_the_folder_dataset_reads_only_below_allowed_roots(manager, tmp_path, mo
         with pytest.raises(GanError, match="inside an allowed folder"):
             manager.submit("s", folder_config.replace(data_dir=str(outside)))
     assert manager.job_for("s") is None
+
+
+def test_a_queued_job_whose_tab_closed_never_starts(manager):
+    running = manager.submit("s-a", tiny())
+    queued = manager.submit("s-b", tiny())
+    queued.last_seen -= 20  # the tab closed 20 s ago: well inside the session timeout, but no heartbeat
+    running.stop()
+    assert wait_until(lambda: not queued.state.active, 10)
+    assert queued.thread is None and "tab was closed" in queued.view().message

@@ -36,6 +36,9 @@ ENV_TORCH_THREADS = "GAN_TORCH_THREADS"
 ENV_METRICS_SECONDS = "GAN_METRICS_SECONDS"
 ENV_DATA_ROOTS = "GAN_DATA_ROOTS"
 DEFAULT_SESSION_TIMEOUT = 120.0
+# A queued page sends a heartbeat every second (the sidebar every 5 s): a queued job not heard from for
+# this long belongs to a closed tab and never starts, however long the session timeout is.
+QUEUED_GRACE_SECONDS = 15.0
 
 
 def env_float(name: str, default: float) -> float:
@@ -187,7 +190,7 @@ class JobManager:
         with self._lock:
             while self._queue and len(self._running) < self.max_jobs and not self._closing.is_set():
                 job = self._queue.pop(0)
-                if self.expired(job):
+                if self.expired(job) or time.monotonic() - job.last_seen > QUEUED_GRACE_SECONDS:
                     job.cancel("stopped before it started: the browser tab was closed")
                     continue
                 self._running.add(job)
