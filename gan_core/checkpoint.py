@@ -220,6 +220,7 @@ def trainer_from_bytes(blob: bytes, device: str = "auto", source: str = "uploade
         raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file ({exc})") from None
     meta = _parse_meta(header.metadata, source)
     check_tensor_layout(meta, header, source)  # before a single tensor or model is built
+    _check_budget(meta, source)
     try:
         tensors = load_safetensors_bytes(blob)
     except (SafetensorError, OSError, ValueError, OverflowError) as exc:
@@ -233,6 +234,18 @@ def trainer_from_bytes(blob: bytes, device: str = "auto", source: str = "uploade
     trainer.step_count = int(meta.get("step", 0))
     trainer.seconds = float(meta.get("seconds", 0.0))
     return trainer
+
+
+def _check_budget(meta: dict[str, Any], source: str) -> None:
+    """Refuse a checkpoint whose run would not fit the memory one run may use, before building it."""
+    from .budget import check_run_budget, default_run_budget_bytes
+
+    config = TrainConfig.from_dict(meta["config"])
+    names = meta.get("class_names", [])
+    try:
+        check_run_budget(config, tuple(meta["sample_shape"]), default_run_budget_bytes(), len(names))
+    except GanError as exc:
+        raise CheckpointError(f"{source}: config is too large to load here ({exc})") from None
 
 
 def _restore(trainer: Trainer, tensors: dict[str, torch.Tensor], source: str) -> None:

@@ -18,12 +18,14 @@ from .models import build_models
 from .safetensors_header import SafetensorsHeader
 
 MAX_STEP = 10**9
+MAX_TENSOR_BYTES = 2 * 2**30  # refused before a model is even built on the meta device
 MAX_CLASSES = 1000
 MAX_TEXT = 500
 IMAGE_SIDES = (28, 32, 64)
 TEXT_FIELDS = ("owner", "name", "status", "preset", "dataset", "saved_at", "uploaded_from", "exported_from", "gan_core_version")
 OPTIMISER_KEY = re.compile(r"^(opt_[gd])\.(\d{1,6})\.(exp_avg|exp_avg_sq|max_exp_avg_sq|step)$")
 FLOAT_DTYPES = ("F32", "F16", "BF16")
+_DTYPE_NAMES = {torch.float32: "F32", torch.int64: "I64", torch.float16: "F16", torch.bfloat16: "BF16"}
 
 
 def _bad(source: Any, field: str, why: str) -> CheckpointError:
@@ -83,23 +85,28 @@ def _check_shape(shape: Any, config: TrainConfig, source: Any) -> None:
 def check_tensor_layout(meta: dict[str, Any], header: SafetensorsHeader, source: Any) -> None:
     """Check the tensors the header declares against the model `meta`'s config describes, before loading them."""
     config = check_metadata(meta, source)
+    if header.data_bytes > MAX_TENSOR_BYTES:
+        raise _bad(source, "tensors", f"declare {header.data_bytes / 2**30:.1f} GiB, more than the "
+                                      f"{MAX_TENSOR_BYTES / 2**30:.0f} GiB a checkpoint may hold")
     names = meta.get("class_names", [])
     with torch.device("meta"):
         try:
             g, d = build_models(config, tuple(meta["sample_shape"]), len(names))
         except Exception as exc:
             raise _bad(source, "config", f"describes no model ({_first_line(exc)})") from None
-    expected = {f"G.{k}": tuple(v.shape) for k, v in g.state_dict().items()}
-    expected.update({f"D.{k}": tuple(v.shape) for k, v in d.state_dict().items()})
-    if config.ema > 0 and any(k.startswith("G_ema.") for k in header.tensors):
-        expected.update({f"G_ema.{k}": tuple(v.shape) for k, v in g.state_dict().items()})
-    for name, shape in expected.items():
+    prefixes = {"G": g, "D": d, **({"G_ema": g} if config.ema > 0 and any(k.startswith("G_ema.") for k in header.tensors) else {})}
+    expected = {f"{p}.{k}": (tuple(v.shape), _DTYPE_NAMES.get(v.dtype, str(v.dtype)))
+                for p, module in prefixes.items() for k, v in module.state_dict().items()}
+    for name, (shape, dtype) in expected.items():
         entry = header.tensors.get(name)
         if entry is None:
             raise CheckpointError(f"{source}: the weights do not fit the model its config describes (no tensor {name})")
         if entry.shape != shape:
             raise CheckpointError(f"{source}: the weights do not fit the model its config describes (tensor {name} "
                                   f"has shape {list(entry.shape)}, the model needs {list(shape)})")
+        if entry.dtype != dtype:  # load_state_dict would cast silently (F64 -> F32, even I8 -> F32)
+            raise CheckpointError(f"{source}: the weights do not fit the model its config describes (tensor {name} "
+                                  f"is {entry.dtype}, the model needs {dtype})")
     params = {"opt_g": [tuple(p.shape) for p in g.parameters()], "opt_d": [tuple(p.shape) for p in d.parameters()]}
     for name, entry in header.tensors.items():
         if name not in expected:
