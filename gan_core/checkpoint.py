@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 META_KEY = "gan_playground"
+TEMP_NAME = re.compile(r"^\.[^/]+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -66,12 +68,20 @@ def storage_problem(folder: Path, exc: OSError) -> str:
 
 
 def remove_orphan_temp_files(folder: Path, older_than: float = 60.0) -> int:
-    """Delete the temp files a crashed write left in a run folder (only this module's `.name.*.tmp`
-    pattern, older than `older_than` seconds); returns how many were removed."""
+    """Delete the temp files crashed writes left behind, in a run folder or in the whole runs folder (then
+    in each run folder inside it too); returns how many were removed.
+
+    Only this module's own names (`.<name>.<8 random chars>.tmp`, as `atomic_write_bytes` makes them) older
+    than `older_than` seconds are touched, so a write in progress and anybody else's files are left alone."""
+    folder = Path(folder)
+    try:
+        folders = [folder, *(f for f in folder.iterdir() if f.is_dir() and not f.is_symlink() and not f.name.startswith("."))]
+    except OSError:  # missing or unreadable: nothing of ours to clean
+        return 0
     removed = 0
-    for tmp in Path(folder).glob(".*.tmp"):
+    for tmp in (t for f in folders for t in f.glob(".*.tmp") if TEMP_NAME.match(t.name)):
         try:
-            if tmp.is_file() and time.time() - tmp.stat().st_mtime > older_than:
+            if tmp.is_file() and not tmp.is_symlink() and time.time() - tmp.stat().st_mtime > older_than:
                 tmp.unlink()
                 removed += 1
         except OSError:
@@ -136,8 +146,12 @@ def save_checkpoint(trainer: Trainer, run_dir: str | Path, extra_meta: Optional[
     """Save `trainer` into `run_dir` atomically; refuses to save non-finite (diverged) weights.
 
     model.safetensors (which carries the metadata in its header) is written first and is the truth;
-    config.json is its readable copy. If a crash or a full disk strikes between the two writes,
-    `repair_config_json` (run at server start and before the CLI resumes) rewrites the copy."""
+    config.json is its readable copy. A save is all or nothing for the pair: the previous weights keep a
+    second name (a hard link) until config.json is written, and if that write fails (full disk, vanished
+    folder) they are renamed back, so the folder holds the previous, consistent checkpoint. Only a crash
+    of the process between the two renames (or a filesystem without hard links) can leave config.json
+    stale; `repair_config_json` (run at server start and before the CLI resumes) then rewrites it from
+    the weights. Writing config.json first would not help: it would then disagree until the weights land."""
     run_dir = Path(run_dir)
     tensors = checkpoint_tensors(trainer, include_optimizer)
     for name, value in tensors.items():
@@ -145,9 +159,46 @@ def save_checkpoint(trainer: Trainer, run_dir: str | Path, extra_meta: Optional[
             raise CheckpointError(f"not saving: {name} holds NaN/inf (the run diverged); the last good checkpoint is kept")
     meta = run_metadata(trainer, extra_meta)
     blob = save_safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
-    atomic_write_bytes(run_dir / WEIGHTS_FILE, blob)
-    atomic_write_bytes(run_dir / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    backup = _hard_link_backup(run_dir / WEIGHTS_FILE)
+    try:
+        atomic_write_bytes(run_dir / WEIGHTS_FILE, blob)
+        try:
+            atomic_write_bytes(run_dir / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+        except CheckpointError:
+            _roll_back(run_dir, backup)
+            raise
+    finally:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
     return run_dir / WEIGHTS_FILE
+
+
+def _hard_link_backup(weights: Path) -> Optional[Path]:
+    """A second name for the current checkpoint (a hard link: no copy, no space), so that a save whose
+    config.json fails can put the previous weights back; None if there is none or links are not possible."""
+    if not weights.is_file():
+        return None
+    backup = weights.with_name(f".{weights.name}.{os.urandom(6).hex()[:8]}.tmp")
+    try:
+        os.link(weights, backup)
+    except OSError:
+        return None
+    return backup
+
+
+def _roll_back(run_dir: Path, backup: Optional[Path]) -> None:
+    """After a failed config.json write: the previous weights back in place (they agree with the config.json
+    still there); if that is impossible, remove the stale config.json (`repair_config_json` re-creates it)."""
+    try:
+        if backup is not None:
+            os.replace(backup, run_dir / WEIGHTS_FILE)
+        else:
+            (run_dir / CONFIG_FILE).unlink(missing_ok=True)
+    except OSError:
+        try:
+            (run_dir / CONFIG_FILE).unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _weights_path(path: str | Path) -> Path:

@@ -89,38 +89,48 @@ class RunInfo:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The run's TrainConfig as a dict."""
-        return self.meta.get("config", {})
+        """The run's TrainConfig as a dict ({} if the metadata holds something else)."""
+        config = self.meta.get("config")
+        return config if isinstance(config, dict) else {}
 
     @property
     def dataset(self) -> str:
         """Dataset name, e.g. 'mnist-5k'."""
-        return str(self.meta.get("dataset", self.config.get("dataset", "?")))
+        dataset = self.meta.get("dataset", self.config.get("dataset", "?"))
+        return dataset if isinstance(dataset, str) else "?"
 
     @property
     def is_points(self) -> bool:
         """True for 2D toy runs."""
-        return list(self.meta.get("sample_shape", [])) == [2]
+        return self.meta.get("sample_shape") == [2]
 
     @property
     def conditional(self) -> bool:
         """True if the generator can be asked for a class."""
-        return bool(self.config.get("conditional")) and bool(self.meta.get("class_names"))
+        return self.config.get("conditional") is True and bool(self.class_names_saved)
+
+    @property
+    def class_names_saved(self) -> list[str]:
+        """The class names in the metadata (strings only; [] for anything else)."""
+        names = self.meta.get("class_names")
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
     @property
     def class_names(self) -> list[str]:
         """Class names of a conditional run (else empty)."""
-        return list(self.meta.get("class_names", [])) if self.conditional else []
+        return self.class_names_saved if self.conditional else []
 
     @property
     def step(self) -> int:
         """Training steps done."""
-        return int(self.meta.get("step", 0))
+        step = _number(self.meta.get("step"))
+        return int(step) if step is not None and step >= 0 else 0
 
     @property
     def owner(self) -> str:
         """The app session that trained or uploaded it ('' for the command line and pretrained)."""
-        return str(self.meta.get("owner", ""))
+        owner = self.meta.get("owner", "")
+        return owner if isinstance(owner, str) else ""
 
     @property
     def final_metrics(self) -> FinalMetrics:
