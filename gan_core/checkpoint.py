@@ -33,7 +33,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 META_KEY = "gan_playground"
-TEMP_NAME = re.compile(r"^\.[^/]+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
+TEMP_NAME = re.compile(r"^\.[^/]+\.[A-Za-z0-9_]{6,12}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -71,7 +71,7 @@ def remove_orphan_temp_files(folder: Path, older_than: float = 60.0) -> int:
     """Delete the temp files crashed writes left behind, in a run folder or in the whole runs folder (then
     in each run folder inside it too); returns how many were removed.
 
-    Only this module's own names (`.<name>.<8 random chars>.tmp`, as `atomic_write_bytes` makes them) older
+    Only this module's own names (`.<name>.<6 to 12 random chars>.tmp`, as `atomic_write_bytes` makes them) older
     than `older_than` seconds are touched, so a write in progress and anybody else's files are left alone."""
     folder = Path(folder)
     try:
