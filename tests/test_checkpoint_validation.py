@@ -216,3 +216,37 @@ def test_a_checkpoint_over_the_run_memory_budget_is_refused_before_building(ring
         trainer_from_bytes(ring_blob, device="cpu")
     monkeypatch.setenv("GAN_RUN_MEMORY_MB", "64")
     assert trainer_from_bytes(ring_blob, device="cpu").step_count == 1
+
+
+@pytest.mark.parametrize("preset", ["ring8", "mnist-mlp", "mnist-dcgan", "mnist-cdcgan"])
+def test_the_budget_counts_the_real_parameters(preset):
+    """The estimate is (state) + batch_size x (activations per sample): its state part, recovered from two
+    batch sizes, is within a factor 2 of the real parameters x 4 bytes x (weights, grads, 2 Adam moments, EMA)."""
+    from gan_core.budget import estimate_run_bytes
+
+    from gan_core.data import DATASETS
+
+    config = PRESETS[preset].config(device="cpu")
+    spec = DATASETS[config.dataset]
+    trainer = Trainer(config, sample_shape=spec.shape, class_names=spec.class_names)
+    real = 4 * (4 * sum(trainer.num_parameters.values()) + (trainer.num_parameters["G"] if config.ema > 0 else 0))
+    classes = len(trainer.class_names)
+    e2, e4 = (estimate_run_bytes(config.replace(batch_size=b), trainer.sample_shape, classes) for b in (2, 4))
+    state = e2 - (e4 - e2)
+    assert real / 2 <= state <= 2 * real, (state, real)
+    assert estimate_run_bytes(config, trainer.sample_shape, classes) > real
+
+
+def test_a_huge_config_is_refused_quickly_without_allocating():
+    from gan_core.budget import check_run_budget
+    from gan_core.errors import ConfigError
+
+    config = PRESETS["mnist-dcgan"].config(device="cpu")
+    check_run_budget(config, (1, 28, 28), 2 * 2**30, 0)  # a normal preset passes (and warms the meta kernels)
+    huge = config.replace(g_width=2048, d_width=2048, batch_size=4096, z_dim=1024)
+    before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(ConfigError, match=r"needs about .* GB.*lower g_width/d_width \(2048/2048\), batch_size \(4096\)"):
+        check_run_budget(huge, (1, 28, 28), 2 * 2**30, 10)
+    seconds, grown_kib = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    print(f"huge config refused in {seconds:.3f} s, peak RSS +{grown_kib / 1024:.1f} MiB")
+    assert seconds < 0.5 and grown_kib < 20 * 1024
