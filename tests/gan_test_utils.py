@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +50,13 @@ def random_image_data(shape=(1, 28, 28), n=256, classes=10, seed=0):
     images = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=gen)
     labels = torch.randint(0, classes, (n,), generator=gen)
     return ImageData("random", images, labels, tuple(str(i) for i in range(classes)), torch.device("cpu"))
+
+
+def wait_until(predicate, timeout: float = 20.0, every: float = 0.02) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass; True if it became true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import pickle
-import time
 from pathlib import Path
 
 import pytest
+from gan_test_utils import wait_until
 
 from gan_core import get_preset
 from gan_core.checkpoint import WEIGHTS_FILE, save_checkpoint
@@ -57,15 +57,6 @@ def button(at, label: str):
 
 def session_job(at, manager: JobManager):
     return manager.job_for(at.session_state["session_id"])
-
-
-def wait_until(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def tiny_run(name: str, preset: str = "mnist-cdcgan", steps: int = 2, owner: str = "") -> Path:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from gan_test_utils import wait_until
 
 from gan_core import get_preset
 from gan_core.checkpoint import load_checkpoint, read_metadata
@@ -26,16 +27,6 @@ def tiny(preset: str = "ring8", **changes):
     """A small, fast config of a preset."""
     extra = TINY_TOY if preset.startswith("ring8") else dict(g_width=8, d_width=8, batch_size=16)
     return get_preset(preset).config(**{**extra, **changes})
-
-
-def wait_until(predicate, timeout: float = 20.0, every: float = 0.02) -> bool:
-    """Poll `predicate` until it is true or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
 
 
 @pytest.fixture

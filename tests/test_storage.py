@@ -10,6 +10,7 @@ import os
 import time
 
 import pytest
+from gan_test_utils import wait_until
 
 from gan_core import checkpoint, get_preset
 from gan_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_metadata, save_checkpoint
@@ -52,14 +53,14 @@ def test_a_live_run_trains_on_when_its_disk_is_full_and_saves_again_after(tmp_pa
     manager = JobManager(max_jobs=1, root=tmp_path / "runs", view_seconds=0.1, metrics_seconds=60, checkpoint_seconds=0.2)
     try:
         job = manager.submit("s", get_preset("ring8").config(g_width=16, d_width=16, batch_size=32))
-        assert _wait(lambda: job.view().saved_step is not None and job.view().step > 5)
+        assert wait_until(lambda: job.view().saved_step is not None and job.view().step > 5)
         with monkeypatch.context() as m:
             failing_writes(m, errno.ENOSPC)
-            assert _wait(lambda: "full" in job.view().storage_problem)
+            assert wait_until(lambda: "full" in job.view().storage_problem)
             stuck_at, step = job.view().saved_step, job.view().step
-            assert _wait(lambda: job.view().step > step + 20), "training goes on in memory"
+            assert wait_until(lambda: job.view().step > step + 20), "training goes on in memory"
             assert job.state == JobState.RUNNING and job.view().saved_step == stuck_at
-        assert _wait(lambda: job.view().storage_problem == "" and job.view().saved_step > stuck_at), "saves again"
+        assert wait_until(lambda: job.view().storage_problem == "" and job.view().saved_step > stuck_at), "saves again"
         job.stop()
         assert job.state == JobState.STOPPED and read_metadata(job.run_dir)["status"] == "stopped"
     finally:
@@ -98,10 +99,3 @@ def test_resuming_drops_the_metrics_rows_a_crash_left_after_the_checkpoint(tmp_p
     assert read_history(tmp_path / "run")["step"] == [1.0, 2.0, 3.0]
 
 
-def _wait(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
