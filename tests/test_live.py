@@ -335,7 +335,7 @@ def test_the_folder_dataset_reads_only_below_allowed_roots(manager, tmp_path, mo
 def test_a_queued_job_whose_tab_closed_never_starts(manager):
     running = manager.submit("s-a", tiny())
     queued = manager.submit("s-b", tiny())
-    queued.last_seen -= 20  # the tab closed 20 s ago: well inside the session timeout, but no heartbeat
+    queued.last_seen -= 70  # the tab closed 70 s ago: inside the session timeout, but no heartbeat since
     running.stop()
     assert wait_until(lambda: not queued.state.active, 10)
     assert queued.thread is None and "tab was closed" in queued.view().message

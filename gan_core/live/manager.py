@@ -36,9 +36,10 @@ ENV_TORCH_THREADS = "GAN_TORCH_THREADS"
 ENV_METRICS_SECONDS = "GAN_METRICS_SECONDS"
 ENV_DATA_ROOTS = "GAN_DATA_ROOTS"
 DEFAULT_SESSION_TIMEOUT = 120.0
-# A queued page sends a heartbeat every second (the sidebar every 5 s): a queued job not heard from for
-# this long belongs to a closed tab and never starts, however long the session timeout is.
-QUEUED_GRACE_SECONDS = 15.0
+# A queued page sends a heartbeat every second (the sidebar every 5 s; a background tab, throttled by
+# the browser, at least about once a minute): a queued job not heard from for this long belongs to a
+# closed tab and never starts, even inside the session timeout.
+QUEUED_GRACE_SECONDS = 60.0
 
 
 def env_float(name: str, default: float) -> float:
