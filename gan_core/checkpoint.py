@@ -25,7 +25,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from .config import TrainConfig
 from .errors import CheckpointError, GanError
 from .checkpoint_schema import check_metadata, check_tensor_layout
-from .safetensors_header import HeaderError, parse_header, read_header
+from .safetensors_header import HeaderError, SafetensorsHeader, parse_header, read_header
 from .trainer import Trainer
 
 FORMAT = "gan-playground-checkpoint"
@@ -211,6 +211,12 @@ def _weights_path(path: str | Path) -> Path:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """A checkpoint's metadata (config, step, dataset, classes...) without loading the weights."""
+    return read_checkpoint_header(path)[0]
+
+
+def read_checkpoint_header(path: str | Path) -> tuple[dict[str, Any], TrainConfig, SafetensorsHeader]:
+    """A checkpoint's checked metadata, its validated config and its checked header, reading only the
+    header's bytes (the tensors' layout is for `check_tensor_layout`)."""
     weights = _weights_path(path)
     try:
         header = read_header(weights)
@@ -218,23 +224,25 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {weights}: {exc.strerror}") from None
     except HeaderError as exc:
         raise CheckpointError(f"{weights} is corrupt or truncated, or not a safetensors file ({exc})") from None
-    return _parse_meta(header.metadata, weights)
+    meta, config = _parse_meta(header.metadata, weights)
+    return meta, config, header
 
 
 def metadata_from_bytes(blob: bytes, source: str = "uploaded file") -> dict[str, Any]:
     """The metadata of a checkpoint given as bytes (e.g. an upload), checked like `read_metadata`."""
-    return _parse_meta(_header_metadata(blob, source), source)
+    return _parse_meta(_checked_header(blob, source).metadata, source)[0]
 
 
-def _header_metadata(blob: bytes, source: Any) -> dict[str, str]:
-    """The `__metadata__` of a safetensors file's checked header."""
+def _checked_header(blob: bytes, source: Any) -> SafetensorsHeader:
+    """The checked header of a safetensors file given as bytes."""
     try:
-        return parse_header(blob).metadata
+        return parse_header(blob)
     except HeaderError as exc:
         raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file ({exc})") from None
 
 
-def _parse_meta(header: dict[str, str], source: Any) -> dict[str, Any]:
+def _parse_meta(header: dict[str, str], source: Any) -> tuple[dict[str, Any], TrainConfig]:
+    """The checkpoint metadata in a header's `__metadata__`, checked, and its validated config."""
     if META_KEY not in header:
         raise CheckpointError(f"{source} is a safetensors file but not a GAN Playground checkpoint (no '{META_KEY}' metadata)")
     try:
@@ -249,8 +257,7 @@ def _parse_meta(header: dict[str, str], source: Any) -> dict[str, Any]:
         raise CheckpointError(f"{source}: format_version must be a non-negative integer")
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{source} was written by a newer GAN Playground (format {version}); update to load it")
-    check_metadata(meta, source)
-    return meta
+    return meta, check_metadata(meta, source)
 
 
 def load_checkpoint(path: str | Path, device: str = "auto") -> Trainer:
@@ -265,20 +272,16 @@ def load_checkpoint(path: str | Path, device: str = "auto") -> Trainer:
 
 def trainer_from_bytes(blob: bytes, device: str = "auto", source: str = "uploaded file") -> Trainer:
     """Rebuild a Trainer from the bytes of a model.safetensors (e.g. an upload). Never unpickles."""
-    try:
-        header = parse_header(blob)
-    except HeaderError as exc:
-        raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file ({exc})") from None
-    meta = _parse_meta(header.metadata, source)
-    check_tensor_layout(meta, header, source)  # before a single tensor or model is built
-    _check_budget(meta, source)
+    header = _checked_header(blob, source)
+    meta, config = _parse_meta(header.metadata, source)
+    check_tensor_layout(config, meta, header, source)  # before a single tensor or model is built
+    _check_budget(config, meta, source)
     try:
         tensors = load_safetensors_bytes(blob)
     except (SafetensorError, OSError, ValueError, OverflowError) as exc:
         raise CheckpointError(f"{source} is corrupt or truncated, or not a safetensors file ({_first_line(exc)})") from None
     try:
-        config = TrainConfig.from_dict(meta["config"]).replace(device=device)
-        trainer = Trainer(config, sample_shape=tuple(meta["sample_shape"]), class_names=tuple(meta.get("class_names", ())))
+        trainer = Trainer(config.replace(device=device), sample_shape=tuple(meta["sample_shape"]), class_names=tuple(meta.get("class_names", ())))
     except (GanError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{source}: the saved config is not usable ({_first_line(exc)})") from None
     _restore(trainer, tensors, source)
@@ -287,11 +290,10 @@ def trainer_from_bytes(blob: bytes, device: str = "auto", source: str = "uploade
     return trainer
 
 
-def _check_budget(meta: dict[str, Any], source: str) -> None:
+def _check_budget(config: TrainConfig, meta: dict[str, Any], source: str) -> None:
     """Refuse a checkpoint whose run would not fit the memory one run may use, before building it."""
     from .budget import check_run_budget, default_run_budget_bytes
 
-    config = TrainConfig.from_dict(meta["config"])
     names = meta.get("class_names", [])
     try:
         check_run_budget(config, tuple(meta["sample_shape"]), default_run_budget_bytes(), len(names))

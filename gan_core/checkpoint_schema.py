@@ -82,9 +82,9 @@ def _check_shape(shape: Any, config: TrainConfig, source: Any) -> None:
         raise _bad(source, "sample_shape", f"{shape!r:.60} does not fit dataset {config.dataset!r} (expected {want})")
 
 
-def check_tensor_layout(meta: dict[str, Any], header: SafetensorsHeader, source: Any) -> None:
-    """Check the tensors the header declares against the model `meta`'s config describes, before loading them."""
-    config = check_metadata(meta, source)
+def check_tensor_layout(config: TrainConfig, meta: dict[str, Any], header: SafetensorsHeader, source: Any) -> None:
+    """Check the tensors the header declares against the model `config` describes, before loading them.
+    `meta` and `config` are what `check_metadata` passed and returned."""
     if header.data_bytes > MAX_TENSOR_BYTES:
         raise _bad(source, "tensors", f"declare {header.data_bytes / 2**30:.1f} GiB, more than the "
                                       f"{MAX_TENSOR_BYTES / 2**30:.0f} GiB a checkpoint may hold")

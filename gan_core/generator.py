@@ -18,10 +18,9 @@ from torch import Tensor
 from .config import TrainConfig
 from .data import DATASETS, DatasetSpec
 from .device import resolve_device
-from .errors import CheckpointError, GanError
+from .errors import CheckpointError
 from .checkpoint_schema import check_tensor_layout
 from .models import GanModule, build_generator
-from .safetensors_header import HeaderError, read_header
 from .sampling import checked_labels, eval_mode
 
 
@@ -69,21 +68,13 @@ class Generator:
 
 def load_generator(path: str | Path, device: str = "auto") -> Generator:
     """G of the run in `path` (a run folder or its model.safetensors), with its EMA weights if saved."""
-    from .checkpoint import WEIGHTS_FILE, read_metadata  # checkpoint imports the trainer: load it lazily
+    from .checkpoint import WEIGHTS_FILE, read_checkpoint_header  # checkpoint imports the trainer: load it lazily
 
     weights = Path(path) / WEIGHTS_FILE if Path(path).is_dir() else Path(path)
-    meta = read_metadata(weights)
-    try:
-        check_tensor_layout(meta, read_header(weights), weights)  # before any tensor is read
-    except (OSError, HeaderError) as exc:
-        raise CheckpointError(f"{weights} is corrupt or truncated ({exc})") from None
-    try:
-        config = TrainConfig.from_dict(meta["config"]).validate()
-        shape = tuple(int(v) for v in meta["sample_shape"])
-        names = tuple(str(n) for n in meta.get("class_names", ()))
-        net = build_generator(config, shape, len(names))
-    except (GanError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: the saved config is not usable ({exc})") from None
+    meta, config, header = read_checkpoint_header(weights)
+    check_tensor_layout(config, meta, header, weights)  # before any tensor is read
+    shape, names = tuple(meta["sample_shape"]), tuple(meta.get("class_names", ()))
+    net = build_generator(config, shape, len(names))
     _load_weights(net, weights, "G_ema" if config.ema > 0 else "G")
     target = resolve_device(device)
     return Generator(config, net.to(target).eval(), shape, names, target, meta)

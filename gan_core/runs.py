@@ -219,10 +219,9 @@ def recover_runs_folder(root: Optional[Path] = None) -> dict[str, int]:
     """After a crash (server start, CLI resume): remove temp files that interrupted writes left behind and
     bring each config.json back in line with its checkpoint. Returns what was done."""
     root = Path(root) if root is not None else runs_dir()
-    done = {"temp_files_removed": 0, "configs_repaired": 0}
+    done = {"temp_files_removed": remove_orphan_temp_files(root), "configs_repaired": 0}  # root and each run in it
     if root.is_dir():
         for folder in (f for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")):
-            done["temp_files_removed"] += remove_orphan_temp_files(folder)
             done["configs_repaired"] += int(repair_config_json(folder))
     return done
 
