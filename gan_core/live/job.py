@@ -213,10 +213,10 @@ class Job:
         """Show a new picture (`payload`: PNG bytes or a LabView) of `step`, kept for look-back if `snapshot`
         or due."""
         now = time.monotonic()
-        with self._cond:
+        with self._cond:  # the condition's lock is re-entrant: snapshot and view change as one
             if snapshot or self._snapshots.due(now):
                 self._snapshots.add(step, payload, now)
-        self.update(latest=payload, latest_step=step, **changes)
+            self.update(latest=payload, latest_step=step, **changes)
 
     def record(self, rec: StepRecord) -> None:
         """Add one training step to the history and the speed window."""
@@ -240,10 +240,9 @@ class Job:
                     wait = self._last_step + 1.0 / self._speed - time.monotonic() if self._speed and not single else 0
                     if wait <= 0:
                         break
-                elif self._progress.state != JobState.PAUSED:
-                    self._set_state(JobState.PAUSED, "paused")
-                    wait = 0.5
                 else:
+                    if self._progress.state != JobState.PAUSED:
+                        self._set_state(JobState.PAUSED, "paused")
                     wait = 0.5
                 self._cond.wait(wait)
             if single:
