@@ -39,23 +39,18 @@ st.markdown(
 )
 
 st.subheader("Try it", anchor=False)
-cards = [
-    (nav.page_path("train"), "Train", ":material/model_training:",
-     "Pick a preset, press Start, and watch the losses, the samples and the police's verdicts update every second."),
-    (nav.page_path("lab"), "2D lab", ":material/scatter_plot:",
-     "A GAN on 2D points: D's decision surface, and arrows showing where G's gradient pushes each fake. "
-     "Step through one update at a time."),
-    (nav.page_path("latent"), "Latent explorer", ":material/gesture:",
-     "Walk between two points of the noise space and watch one drawing morph into another. Save the walk as a GIF."),
-    (nav.page_path("class"), "Class control", ":material/category:",
-     "With a conditional GAN, choose the class to draw: same style, another digit or garment."),
-    (nav.page_path("runs"), "Runs", ":material/folder_open:",
-     "Your saved runs: numbers, downloads, rename, delete, upload a checkpoint."),
-]
-cols = st.columns(len(cards))
-for col, (page, title, icon, text) in zip(cols, cards):
+cards = {  # page key -> what it offers; titles and icons come from the page registry
+    "train": "Pick a preset, press Start, and watch the losses, the samples and the police's verdicts update every second.",
+    "lab": "A GAN on 2D points: D's decision surface, and arrows showing where G's gradient pushes each fake. "
+           "Step through one update at a time.",
+    "latent": "Walk between two points of the noise space and watch one drawing morph into another. Save the walk as a GIF.",
+    "class": "With a conditional GAN, choose the class to draw: same style, another digit or garment.",
+    "runs": "Your saved runs: numbers, downloads, share, rename, delete, upload a checkpoint.",
+}
+for col, (key, text) in zip(st.columns(len(cards)), cards.items()):
+    page = nav.page_info(key)
     with col.container(border=True, height="stretch"):
-        st.page_link(page, label=f"**{title}**", icon=icon)
+        st.page_link(page.path, label=f"**{page.title}**", icon=page.icon)
         st.caption(text)
 
 lessons = [p for p in PRESETS.values() if p.lesson]

@@ -33,6 +33,11 @@ PAGES: tuple[PageInfo, ...] = (
 _BY_KEY = {p.key: p for p in PAGES}
 
 
+def page_info(key: str) -> PageInfo:
+    """The registry entry of the page `key`."""
+    return _BY_KEY[key]
+
+
 def page_path(key: str) -> str:
     """The file of the page `key` (for st.page_link and st.switch_page)."""
     return _BY_KEY[key].path
