@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .augment import AUGMENTATIONS
 from .data import DATASETS
 from .errors import ConfigError
 from .losses import LOSSES
@@ -58,6 +59,10 @@ class TrainConfig:
     label_smoothing: float = field(default=0.0, metadata={"help": "one-sided label smoothing: real target becomes 1 - value (0.1 gives 0.9)"})
     gp_weight: float = field(default=10.0, metadata={"help": "gradient-penalty weight (wgan-gp only)"})
     ema: float = field(default=0.0, metadata={"help": "EMA decay of generator weights used for samples (0 = off, e.g. 0.999)"})
+    augment: str = field(default="none", metadata={"help": "DiffAugment of what D sees, reals and fakes alike: none, translation, translation+cutout"})
+    r1_weight: float = field(default=0.0, metadata={"help": "R1 penalty weight (gamma) on D's gradient at real images (0 = off)"})
+    r1_every: int = field(default=16, metadata={"help": "apply the R1 penalty every this many D updates (lazy R1, scaled to match)"})
+    spectral_norm: bool = field(default=False, metadata={"help": "spectral normalisation of D's layers (caps D's Lipschitz constant)"})
     # where and how long it runs
     seed: int = field(default=0, metadata={"help": "random seed (a CPU run with the same seed is reproducible)"})
     device: str = field(default="auto", metadata={"help": "auto (cuda, else mps, else cpu), cpu, cuda, mps"})
@@ -101,6 +106,7 @@ class TrainConfig:
         _choice("loss", self.loss, LOSS_NAMES)
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("augment", self.augment, tuple(AUGMENTATIONS))
         _int_range("z_dim", self.z_dim, 1, 1024)
         _int_range("g_width", self.g_width, 4, 2048)
         _int_range("d_width", self.d_width, 4, 2048)
@@ -110,6 +116,7 @@ class TrainConfig:
         _int_range("seed", self.seed, 0, 2**31 - 1)
         _int_range("steps", self.steps, 0, 10**9)
         _int_range("snapshot_every", self.snapshot_every, 1, 10**9)
+        _int_range("r1_every", self.r1_every, 1, 1000)
         _float_range("lr_g", self.lr_g, 1e-7, 1.0)
         _float_range("lr_d", self.lr_d, 1e-7, 1.0)
         for name in ("beta1_g", "beta1_d"):
@@ -119,6 +126,7 @@ class TrainConfig:
         _float_range("dropout", self.dropout, 0.0, 0.9)
         _float_range("label_smoothing", self.label_smoothing, 0.0, 0.5)
         _float_range("gp_weight", self.gp_weight, 0.0, 1000.0)
+        _float_range("r1_weight", self.r1_weight, 0.0, 1000.0)
         _float_range("ema", self.ema, 0.0, 0.99999)
         _float_range("seconds", self.seconds, 0.0, 7 * 24 * 3600.0)
 
@@ -136,6 +144,8 @@ class TrainConfig:
                 raise ConfigError(f"image_size must be one of 0, 28, 32, 64, got {self.image_size}")
             if self.channels not in (0, 1, 3):
                 raise ConfigError(f"channels must be 0, 1 or 3, got {self.channels}")
+        if self.augment != "none" and spec.kind != "image":
+            raise ConfigError(f"augment '{self.augment}' shifts and cuts images; dataset '{self.dataset}' is 2D points: use augment=none")
         if self.label_smoothing and self.loss in ("wgan-gp", "hinge"):
             raise ConfigError(f"label_smoothing applies to minimax, bce and lsgan, not to loss '{self.loss}': set it to 0")
         return self

@@ -98,3 +98,11 @@ def gradient_penalty(discriminator: Callable[..., Tensor], real: Tensor, fake: T
     out = discriminator(mixed, labels)
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def r1_penalty(real: Tensor, out_real: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): E[||grad_x D(x)||^2] at the real images `real` (which must require
+    grad) whose D outputs are `out_real`; the trainer scales it by gamma / 2. It pushes D to be flat at
+    the data, so D cannot keep growing its gradient there and G is not pulled back and forth."""
+    (grad,) = torch.autograd.grad(out_real.float().sum(), real, create_graph=True)
+    return grad.float().flatten(1).pow(2).sum(1).mean()

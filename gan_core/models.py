@@ -220,10 +220,24 @@ def build_models(cfg: TrainConfig, shape: tuple[int, ...], num_classes: int = 0)
     classes = _classes(cfg, num_classes)
     g = build_generator(cfg, shape, num_classes)  # built before D, as always: seeded runs keep their weights
     if cfg.arch == "toy":
-        return g, ToyDiscriminator(cfg.d_width, cfg.dropout)
-    if cfg.arch == "mlp":
-        return g, MLPDiscriminator(cfg.d_width, shape, cfg.dropout, classes, cfg.embed_dim)
-    d = DCGANDiscriminator(cfg.d_width, shape, classes, cfg.dropout, norm="none" if cfg.loss == "wgan-gp" else "batch")
-    g.apply(dcgan_init)
-    d.apply(dcgan_init)
+        d: GanModule = ToyDiscriminator(cfg.d_width, cfg.dropout)
+    elif cfg.arch == "mlp":
+        d = MLPDiscriminator(cfg.d_width, shape, cfg.dropout, classes, cfg.embed_dim)
+    else:
+        # batch-norm breaks WGAN-GP's per-sample penalty; spectral norm takes its place as D's normaliser
+        norm = "none" if cfg.loss == "wgan-gp" or cfg.spectral_norm else "batch"
+        d = DCGANDiscriminator(cfg.d_width, shape, classes, cfg.dropout, norm=norm)
+        g.apply(dcgan_init)
+        d.apply(dcgan_init)
+    if cfg.spectral_norm:
+        add_spectral_norm(d)
     return g, d
+
+
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every linear and convolutional layer of `module`:
+    each weight is divided by its largest singular value (one power iteration per forward pass)."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module

@@ -24,8 +24,9 @@ from .config import TrainConfig
 from .data import DATASETS, ImageData, ToyData, load_dataset
 from .device import resolve_device
 from .errors import GanError
+from .augment import augment
 from .latent import INTERPOLATIONS
-from .losses import get_loss, gradient_penalty
+from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import build_models
 from .sampling import checked_labels, eval_mode
 from .speed import CUDA_SYNC_EVERY, Speed, auto_speed  # noqa: F401 - CUDA_SYNC_EVERY: part of this module's API
@@ -192,17 +193,23 @@ class Trainer:
             last = i == c.d_steps - 1  # the last fakes are reused in (2), so keep G's graph for them
             with torch.set_grad_enabled(last), self._autocast():
                 fake = self.G(self.noise(c.batch_size), fake_labels)
+            seen_real = self._seen_by_d(real)
+            r1_due = c.r1_weight > 0 and (self.step_count * c.d_steps + i) % c.r1_every == 0
+            if r1_due:
+                seen_real.requires_grad_(True)
             with self._autocast():
-                out_real, out_fake = self._d_outputs(real, real_labels, fake.detach(), fake_labels)
+                out_real, out_fake = self._d_outputs(seen_real, real_labels, self._seen_by_d(fake.detach()), fake_labels)
                 loss_d = self.loss.d_loss(out_real.float(), out_fake.float(), real_target)
             if self.loss.needs_gradient_penalty:
                 loss_d = loss_d + c.gp_weight * gradient_penalty(self.D, real, fake.detach().float(), real_labels)
+            if r1_due:  # lazy R1: every r1_every-th update, scaled by r1_every so the average pull is the same
+                loss_d = loss_d + 0.5 * c.r1_weight * c.r1_every * r1_penalty(seen_real, out_real)
             grad_norm_d = self._update(loss_d, self.opt_d, self._d_params, self.scaler_d)
 
         # (2) Update G: make the updated D call the same fakes real (as pytorch/examples' DCGAN does).
         # D's weights are frozen meanwhile: the gradient flows through D, but none is computed for it.
         with self._autocast(), _frozen(self._d_params):
-            loss_g = self.loss.g_loss(self.D(fake, fake_labels).float())
+            loss_g = self.loss.g_loss(self.D(self._seen_by_d(fake), fake_labels).float())
         grad_norm_g = self._update(loss_g, self.opt_g, self._g_params, self.scaler_g)
         self._update_ema()
 
@@ -219,6 +226,12 @@ class Trainer:
         if rows is not None:
             self._take(rows)  # raises Diverged
         return StepRecord(self.step_count, *self._last_values, images_per_s=self._last_rate, seconds=self.seconds)
+
+    def _seen_by_d(self, images: Tensor) -> Tensor:
+        """`images` as D sees them: augmented (config.augment, differentiably) or as they are."""
+        if self.config.augment == "none":
+            return images
+        return augment(images, self.config.augment, self.rng).contiguous(memory_format=self._memory_format)
 
     def _d_outputs(self, real: Tensor, real_labels: Optional[Tensor], fake: Tensor,
                    fake_labels: Optional[Tensor]) -> tuple[Tensor, Tensor]:

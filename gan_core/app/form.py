@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import streamlit as st
 
+from ..augment import AUGMENTATIONS
 from ..config import ARCHS, DEVICES, LOSS_NAMES, PRECISIONS, PRESETS, TrainConfig
 from ..data import DATASETS
 from ..errors import GanError
@@ -17,7 +18,7 @@ from .session import has_session_value, manager, session_id, session_value, set_
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 FORM_FIELDS = tuple(FIELDS)  # every field reaches the form: nothing comes silently from the preset
 TOY_PRESETS = [name for name, p in PRESETS.items() if p.overrides.get("arch") == "toy"]
-IMAGE_ONLY = ("arch", "conditional", "embed_dim", "data_dir", "image_size", "channels")  # fixed for 2D toys
+IMAGE_ONLY = ("arch", "conditional", "embed_dim", "data_dir", "image_size", "channels", "augment")  # fixed for 2D toys
 
 
 def field_help(name: str) -> str:
@@ -132,8 +133,14 @@ def _advanced(w: _Widgets, toy: bool) -> None:
     w.number("snapshot_every", "Save a sample grid every (steps)", c2, step=100)
     w.choice("precision", "Precision", c3, PRECISIONS)
     c1, c2, c3 = st.columns(3)
+    w.number("r1_weight", "R1 penalty weight", c1, "%.2f", 0.1)
+    w.number("r1_every", "R1 every (D updates)", c2, step=1)
+    c3.toggle("Spectral norm in D", key=_key(w.prefix, "spectral_norm"), help=field_help("spectral_norm"),
+              persist_state="session")
+    c1, c2, c3 = st.columns(3)
     w.choice("device", "Device", c1, DEVICES)
     if not toy:
+        w.choice("augment", "Augment what D sees", c3, list(AUGMENTATIONS))
         w.number("embed_dim", "Label embedding size", c2, step=4)
         c1, c2, c3 = st.columns(3)
         c1.text_input("Image folder (dataset = folder)", key=_key(w.prefix, "data_dir"), help=field_help("data_dir"),
