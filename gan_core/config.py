@@ -226,8 +226,8 @@ _DCGAN_PAPER = dict(dataset="mnist-5k", arch="dcgan", z_dim=64, g_width=32, d_wi
 # steps: 267 -> 70 (unconditional). DiffAugment lost at this length (171 vs 96), so it is off.
 _FAST = dict(lr_g=1e-3, lr_d=1e-3, beta1_g=0.0, beta1_d=0.0, beta2_g=0.99, beta2_d=0.99, r1_weight=1.0, r1_every=16)
 _MNIST_DCGAN = dict(_DCGAN_PAPER, **_FAST)
-# the conditional DCGAN learns faster still; measured best with half the rate and R1 weight
-_MNIST_CDCGAN = dict(_MNIST_DCGAN, conditional=True, lr_g=5e-4, lr_d=5e-4, r1_weight=0.5)
+# the same recipe makes the conditional DCGAN reach FCD-5k 16 and 97.8% class control in 3,000 steps (was 112 / 82% at 1,500)
+_MNIST_CDCGAN = dict(_MNIST_DCGAN, conditional=True)
 # The original GAN's MLPs with a 2.5x learning rate, no momentum, and samples from an EMA of G's weights:
 # FCD-5k after 3,000 steps 692 -> 117, 8/10 -> 10/10 digits (the EMA alone: 348 -> 117).
 _MNIST_MLP = dict(dataset="mnist-5k", arch="mlp", z_dim=100, g_width=256, d_width=256, dropout=0.3, batch_size=64,
