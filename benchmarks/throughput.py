@@ -239,8 +239,10 @@ class ReferenceLoop:
 
 # --- setup ---------------------------------------------------------------------------------------
 def model_config(key: str, batch: Optional[int]) -> TrainConfig:
+    """The preset's config for the comparison, without the lazy R1 penalty, which the reference loop
+    does not have (the trainer keeps its EMA update, extra work the reference does not do either)."""
     preset, _ = MODELS[key]
-    changes = dict(device="cpu")
+    changes = dict(device="cpu", r1_weight=0.0)
     if batch:
         changes["batch_size"] = batch
     return get_preset(preset).config(**changes)
