@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import threading
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .generator import Generator, load_generator
 OPSET = 18  # ONNX Runtime 1.14 and newer (and onnxruntime-web) run it
 EXAMPLE_BATCH = 2  # torch.export treats a size-1 axis as fixed: trace with 2 so the batch axis stays dynamic
 OUTPUT_SUFFIXES = (".onnx", ".zip")
+_EXPORT_LOCK = threading.Lock()  # torch.export traces through process-wide state: one export at a time (app sessions)
 
 
 class _OnnxGenerator(nn.Module):
@@ -78,7 +80,7 @@ def generator_to_onnx(generator: Generator, source: str = "") -> bytes:
     example: tuple[Tensor, ...] = (torch.zeros(EXAMPLE_BATCH, generator.config.z_dim),)
     if generator.num_classes:
         example += (torch.zeros(EXAMPLE_BATCH, dtype=torch.long),)
-    with torch.no_grad(), warnings.catch_warnings():
+    with _EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings():
         # z and label share the batch axis; the exporter says it keeps one name for both, which is the point
         warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
         program = torch.onnx.export(module, example, None, dynamo=True, opset_version=OPSET, verbose=False,
