@@ -5,9 +5,10 @@
 
 Prints the machine, then: the first export in a fresh process (it imports the exporter: what the app's
 first ONNX click costs), the median / min / max of the repeated in-process exports (later clicks on other
-runs), the median wall time of `python -m gan_core export RUN --format onnx --out X.onnx` (what a CLI
-user waits, Python start-up and imports included), the file size, and the largest |ONNX - PyTorch|
-difference over a batch of 64 in onnxruntime (a check that what was timed is right).
+runs) in wall and CPU seconds (the CPU time barely moves with the machine's other load), the median wall
+time of `python -m gan_core export RUN --format onnx --out X.onnx` (what a CLI user waits, Python
+start-up and imports included), the file size, and the largest |ONNX - PyTorch| difference over a
+batch of 64 in onnxruntime (a check that what was timed is right).
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from gan_core.generator import load_generator  # noqa: E402
 from throughput import machine_line  # noqa: E402
 
 
-def timed_export(run: Path) -> tuple[float, bytes]:
-    """Seconds for one export_run (load the generator, trace, convert, serialise) and the model."""
-    start = time.perf_counter()
+def timed_export(run: Path) -> tuple[float, float, bytes]:
+    """Wall and CPU seconds of one export_run (load the generator, trace, convert, serialise), and the model.
+    The CPU time (this process, 1 torch thread) is what the export costs whatever else the machine runs."""
+    wall, cpu = time.perf_counter(), time.process_time()
     model = export_run(run).model
-    return time.perf_counter() - start, model
+    return time.perf_counter() - wall, time.process_time() - cpu, model
 
 
 def cli_seconds(run: Path, threads: int) -> float:
@@ -70,11 +72,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"Machine: {machine_line()}")
     print(f"Run: {args.run}")
-    first, model = timed_export(args.run)
-    repeats = [timed_export(args.run)[0] for _ in range(args.repeats)]
-    print(f"first export in this process (imports the exporter): {first:.2f} s")
-    print(f"in-process export, median of {len(repeats)}: {statistics.median(repeats):.2f} s "
-          f"(min {min(repeats):.2f}, max {max(repeats):.2f})")
+    first_wall, first_cpu, model = timed_export(args.run)
+    walls, cpus = zip(*(timed_export(args.run)[:2] for _ in range(args.repeats)))
+    print(f"first export in this process (imports the exporter): {first_wall:.2f} s wall, {first_cpu:.2f} s CPU")
+    for what, values in (("wall", walls), ("CPU", cpus)):
+        print(f"in-process export, {what} time, median of {len(values)}: {statistics.median(values):.2f} s "
+              f"(min {min(values):.2f}, max {max(values):.2f})")
     if args.cli_repeats > 0:
         cli = [cli_seconds(args.run, args.threads) for _ in range(args.cli_repeats)]
         print(f"CLI `export --format onnx`, fresh process, median of {len(cli)}: {statistics.median(cli):.2f} s "

@@ -26,7 +26,7 @@ from .checkpoint import atomic_write_bytes
 from .errors import GanError
 from .generator import Generator, load_generator
 
-OPSET = 18  # ONNX Runtime 1.14 and newer (and onnxruntime-web) run it
+OPSET = 18  # not the exporter's newest: older runtimes (and onnxruntime-web builds) run it too
 EXAMPLE_BATCH = 2  # torch.export treats a size-1 axis as fixed: trace with 2 so the batch axis stays dynamic
 OUTPUT_SUFFIXES = (".onnx", ".zip")
 _EXPORT_LOCK = threading.Lock()  # torch.export traces through process-wide state: one export at a time (app sessions)
@@ -85,7 +85,7 @@ def generator_to_onnx(generator: Generator, source: str = "") -> bytes:
         warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
         program = torch.onnx.export(module, example, None, dynamo=True, opset_version=OPSET, verbose=False,
                                     input_names=inputs, output_names=[output],
-                                    dynamic_shapes={name: {0: "batch"} for name in ["z", "label"][:len(example)]})
+                                    dynamic_shapes={name: {0: "batch"} for name in inputs})
     model = program.model_proto
     model.doc_string = f"GAN Playground generator{f' from {source}' if source else ''}: {output} {describe_output(generator)}"
     for key, value in _model_properties(generator, source).items():
@@ -122,7 +122,7 @@ def onnx_readme(generator: Generator, name: str) -> str:
         "",
         f"Trained with GAN Playground: {c.arch}{' (conditional)' if cond else ''} on `{c.dataset}`, loss {c.loss}, "
         f"step {generator.meta.get('step', 0)}; {'the EMA (moving-average) weights, the ones the app samples from' if c.ema > 0 else 'the generator weights'}. "
-        f"ONNX opset {OPSET}, runs in ONNX Runtime 1.14 or newer.",
+        f"ONNX opset {OPSET} (tested with ONNX Runtime 1.30 on the CPU).",
         "",
         "## Inputs",
         "",
