@@ -1,4 +1,4 @@
-"""Command line: `python -m gan_core {presets,train,sample,info}`. Errors print one line, exit non-zero."""
+"""Command line: `python -m gan_core {presets,train,sample,export,info}`. Errors print one line, exit non-zero."""
 
 from __future__ import annotations
 
@@ -25,11 +25,12 @@ EPILOG = """examples:
   python -m gan_core sample runs/mnist --n 64 --out digits.png
   python -m gan_core sample runs/cdigits --n 64 --label 3 --out threes.npz
   python -m gan_core export runs/mnist --out shared/mnist   # weights only, no optimiser state
+  python -m gan_core export runs/mnist --format onnx --out g.onnx   # the generator as ONNX + g.README.md
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (sub-commands presets, train, sample, info)."""
+    """The argument parser (sub-commands presets, train, sample, export, info)."""
     parser = argparse.ArgumentParser(
         prog="python -m gan_core",
         description="GAN Playground engine: train a generator (the counterfeiter) against a discriminator "
@@ -63,9 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, metavar="FILE", help=".png for a grid, .npz for arrays (images uint8, labels)")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
-    export = sub.add_parser("export", help="copy a run's weights without optimiser state (small, for sharing or bundling)")
-    export.add_argument("run", metavar="RUNDIR")
-    export.add_argument("--out", required=True, metavar="DIR", help="folder for the exported model.safetensors + config.json")
+    export = sub.add_parser("export", help="copy a run's weights without optimiser state, or its generator as ONNX",
+                            description="--format safetensors (default): G, D and EMA weights + config, no optimiser state, "
+                                        "into the folder --out. --format onnx: the generator the app samples from (EMA "
+                                        "weights if kept) as an ONNX model with a dynamic batch axis, to --out X.onnx "
+                                        "(with X.README.md beside it: inputs, output, how to run it) or X.zip (both).")
+    export.add_argument("run", metavar="RUNDIR", help="a run folder (or its model.safetensors)")
+    export.add_argument("--format", default="safetensors", choices=("safetensors", "onnx"), help="what to write (default safetensors)")
+    export.add_argument("--out", required=True, metavar="PATH", help="safetensors: a folder; onnx: a file ending in .onnx or .zip")
 
     info = sub.add_parser("info", help="show a run's config and numbers")
     info.add_argument("run", metavar="RUNDIR")
@@ -217,13 +223,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Save a run's G, D (and EMA) weights, config and metadata without the optimiser state."""
+    """Save a run's G, D (and EMA) weights, config and metadata without the optimiser state; or, with
+    --format onnx, its generator as ONNX with a README."""
+    if args.format == "onnx":
+        return cmd_export_onnx(args)
     from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 
     trainer = load_checkpoint(args.run, device="cpu")
     extra = {k: v for k, v in read_metadata(args.run).items() if k == "last_record"}
     path = save_checkpoint(trainer, args.out, {**extra, "exported_from": str(args.run)}, include_optimizer=False)
     print(f"exported step {trainer.step_count} to {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Write the run's generator as X.onnx + X.README.md, or X.zip; nothing is written if the export fails."""
+    from .export import write_export
+
+    written = write_export(args.run, args.out)
+    sizes = ", ".join(f"{p} ({p.stat().st_size / 1e3:,.0f} kB)" for p in written)
+    print(f"exported the generator of {args.run} as ONNX: {sizes}", file=sys.stderr)
     return 0
 
 

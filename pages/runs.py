@@ -78,22 +78,26 @@ else:
         with st.expander("Everything saved with it (metadata)"):
             st.json({k: v for k, v in run.meta.items() if k != "config"})
 
-    c = st.columns(5)
-    if c[0].button("Latent explorer", icon=":material/gesture:", help="Open this run in the Latent explorer.",
-                   disabled=run.is_points, width="stretch"):
+    row = st.container(horizontal=True)  # buttons keep their whole labels and wrap onto a second line when narrow
+    if row.button("Latent explorer", icon=":material/gesture:", help="Open this run in the Latent explorer.",
+                  disabled=run.is_points, width="content"):
         session.set_session_value("selected_run", path)
         st.switch_page(nav.page_path("latent"))
-    if c[1].button("Class control", icon=":material/category:", help="Open this run in Class control.",
-                   disabled=not run.conditional, width="stretch"):
+    if row.button("Class control", icon=":material/category:", help="Open this run in Class control.",
+                  disabled=not run.conditional, width="content"):
         session.set_session_value("selected_run", path)
         st.switch_page(nav.page_path("class"))
-    c[2].download_button("Checkpoint", lambda: (run.path / WEIGHTS_FILE).read_bytes(), file_name=f"{run.name}.safetensors",
-                         mime="application/octet-stream", icon=":material/download:", width="stretch",
-                         help="model.safetensors: the weights, with the settings inside its header.")
-    c[3].download_button("Settings", lambda: json.dumps(run.meta, indent=2), file_name=f"{run.name}-{CONFIG_FILE}",
-                         mime="application/json", icon=":material/download:", width="stretch")
-    c[4].download_button("Sample grid", sample_png(path, run.mtime), file_name=f"{run.name}-samples.png",
-                         mime="image/png", icon=":material/download:", width="stretch")
+    row.download_button("Checkpoint", lambda: (run.path / WEIGHTS_FILE).read_bytes(), file_name=f"{run.name}.safetensors",
+                        mime="application/octet-stream", icon=":material/download:", width="content",
+                        help="model.safetensors: the weights, with the settings inside its header.")
+    row.download_button("Settings", lambda: json.dumps(run.meta, indent=2), file_name=f"{run.name}-{CONFIG_FILE}",
+                        mime="application/json", icon=":material/download:", width="content")
+    row.download_button("Sample grid", sample_png(path, run.mtime), file_name=f"{run.name}-samples.png",
+                        mime="image/png", icon=":material/download:", width="content")
+    row.download_button("ONNX", lambda: explore.onnx_bundle(path, run.mtime), file_name=f"{run.name}-onnx.zip",
+                        mime="application/zip", icon=":material/download:", width="content",
+                        help="The generator as an ONNX model (any batch size) with a README on its inputs and output, "
+                             "zipped: run it with onnxruntime, outside PyTorch. Built when you click (a few seconds).")
 
     if run.source == "saved" and not can_edit(run, session.owner()):
         st.caption("Read-only here: " + ("shared by another session." if run.owner else "made on the command line."))

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from ..data import ToyData
+from ..export import export_run
 from ..generator import Generator, load_generator
 from ..images import sample_picture
 from ..paths import runs_dir
@@ -32,6 +33,12 @@ class LoadedRun:
 def load_run(path: str, mtime: float) -> LoadedRun:
     """Load a run's generator on the app's device once per (path, file time)."""
     return LoadedRun(load_generator(path, device="auto"), path)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def onnx_bundle(path: str, mtime: float) -> bytes:
+    """A run's generator as ONNX with its README, zipped (gan_core.export), built once per (path, file time)."""
+    return export_run(path).zip_bytes()
 
 
 def runs_for_session(include_others: bool = False, include_unreadable: bool = False) -> list[RunInfo]:
