@@ -14,7 +14,7 @@ from .errors import CheckpointError
 from .images import captioned, gif, labelled_rows, sample_picture
 from .models import build_generator
 from .sampling import checked_labels, eval_mode
-from .timeline import Timeline, iter_snapshots, open_timeline
+from .timeline import Timeline, TimelineChanged, iter_snapshots, open_timeline
 from .trainer import GRID_COLUMNS
 
 FRAME_SECONDS = 0.6
@@ -33,6 +33,15 @@ def replay_frames(run_dir: str | Path, progress: Optional[Callable[[int, int], N
     """(step, labelled picture) for every snapshot of the run in `run_dir`, oldest first, all drawn from
     the run's own fixed noise so that frames are comparable. `progress(done, total)` after each frame.
     Raises CheckpointError when the run has no timeline or it is unreadable."""
+    for _ in range(2):
+        try:
+            return _render(run_dir, progress)
+        except TimelineChanged:  # a training run saved meanwhile: read the new one
+            pass
+    return _render(run_dir, progress)
+
+
+def _render(run_dir: str | Path, progress: Optional[Callable[[int, int], None]]) -> list[tuple[int, Image.Image]]:
     timeline = open_timeline(run_dir)
     if timeline is None:
         raise CheckpointError(f"{Path(run_dir).name} has no timeline (it was saved before timelines, uploaded or exported)")

@@ -120,6 +120,10 @@ class TimelineRecorder:
             self.snapshots.clear()
 
 
+class TimelineChanged(CheckpointError):
+    """The timeline file was replaced (by a save of the run training) between its check and its reading."""
+
+
 @dataclass(frozen=True)
 class Timeline:
     """A run's checked timeline file: which steps it holds, the model they fit, the run's fixed noise."""
@@ -129,6 +133,7 @@ class Timeline:
     config: TrainConfig
     meta: dict[str, Any]  # the checkpoint's metadata
     names: tuple[str, ...]  # the generator's state-dict keys
+    header_text: str  # the checked metadata, to tell whether the file was replaced since
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -169,8 +174,12 @@ class _Reader:
         try:
             self.file = safe_open(str(self.timeline.path), framework="pt")
             self.file.__enter__()
+            same = (self.file.metadata() or {}).get(TIMELINE_KEY) == self.timeline.header_text
         except (SafetensorError, OSError, ValueError) as exc:
             raise _corrupt(self.timeline.path, exc) from None
+        if not same:  # a training run saved a new timeline since it was checked (the open file is a snapshot)
+            self.file.__exit__(None, None, None)
+            raise TimelineChanged(f"{self.timeline.path} was replaced while being read (the run is training); try again")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -204,16 +213,17 @@ def open_timeline(run_dir: str | Path) -> Optional[Timeline]:
     path = run_dir / TIMELINE_FILE
     if not path.is_file():
         return None
-    meta, config, _ = read_checkpoint_header(run_dir)
     try:
         header = read_header(path)
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror}") from None
     except HeaderError as exc:
         raise _corrupt(path, exc) from None
+    # Read after the timeline: a run saves its checkpoint first, so this one is at least as new.
+    meta, config, _ = read_checkpoint_header(run_dir)
     steps = _check_metadata(header, path, meta)
     names = _check_tensors(header, path, config, meta, steps)
-    return Timeline(path, steps, config, meta, names)
+    return Timeline(path, steps, config, meta, names, header.metadata[TIMELINE_KEY])
 
 
 def _corrupt(path: Path, exc: BaseException) -> CheckpointError:
