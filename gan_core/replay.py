@@ -44,7 +44,7 @@ def replay_frames(run_dir: str | Path, progress: Optional[Callable[[int, int], N
 def _render(run_dir: str | Path, progress: Optional[Callable[[int, int], None]]) -> list[tuple[int, Image.Image]]:
     timeline = open_timeline(run_dir)
     if timeline is None:
-        raise CheckpointError(f"{Path(run_dir).name} has no timeline (it was saved before timelines, uploaded or exported)")
+        raise CheckpointError(f"{Path(run_dir).name} has no timeline yet (runs saved before timelines, uploads and exports have none)")
     z, labels = timeline.fixed_inputs()
     names = timeline.class_names
     labels = checked_labels(labels, len(z), len(names) if timeline.config.conditional else 0, names, torch.device("cpu"))

@@ -95,6 +95,11 @@ else:
     c[4].download_button("Sample grid", sample_png(path, run.mtime), file_name=f"{run.name}-samples.png",
                          mime="image/png", icon=":material/download:", width="stretch")
 
+    st.subheader("Replay the training", anchor=False)
+    st.caption("The run kept snapshots of its generator while it trained (many early, fewer later): the same fixed "
+               "noise drawn by each of them, from noise to the final generator.")
+    explore.replay_panel(path, run.name, key="runs")
+
     if run.source == "saved" and not can_edit(run, session.owner()):
         st.caption("Read-only here: " + ("shared by another session." if run.owner else "made on the command line."))
     if can_edit(run, session.owner()):

@@ -177,5 +177,5 @@ def test_a_run_without_a_timeline_says_so(tmp_path):
     train_with_writer(tmp_path / "run", "ring8", 3)
     (tmp_path / "run" / TIMELINE_FILE).unlink()
     assert open_timeline(tmp_path / "run") is None
-    with pytest.raises(CheckpointError, match="has no timeline"):
+    with pytest.raises(CheckpointError, match="has no timeline yet"):
         replay_frames(tmp_path / "run")
