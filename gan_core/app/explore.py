@@ -106,7 +106,7 @@ def replay_bytes(path: str, mtime: float, checkpoint_mtime: float) -> tuple[byte
     return replay_gif(frames), len(frames)
 
 
-def replay_panel(path: str, name: str, key: str, note: str = "") -> None:
+def replay_panel(path: str, name: str, key: str) -> None:
     """The "Replay" button and, once pressed, the training replayed: the run's fixed-noise grid at every
     snapshot of its timeline as an animation in the page, with a GIF download."""
     if st.button("Replay", key=f"{key}_replay_btn", icon=":material/replay:",
@@ -121,9 +121,14 @@ def replay_panel(path: str, name: str, key: str, note: str = "") -> None:
     except GanError as exc:
         st.info(f"No replay: {short_error(exc, path)}", icon=":material/info:")
         return
-    st.image(data, caption=f"{name}: the same fixed noise at {count} steps of training{note}", width=420)
-    st.download_button("Download the replay (GIF)", data, file_name=f"{name}-replay.gif", mime="image/gif",
-                       icon=":material/download:", key=f"{key}_replay_gif")
+    left, right = st.columns([1.4, 1], gap="large")
+    # width="content": a narrower width makes Streamlit resize the picture, which keeps the GIF's first frame only
+    left.image(data, caption=f"{name}: the same fixed noise at {count} steps of training", width="content")
+    right.markdown("Each frame is the generator as it was at the step written above it, drawing the run's **fixed "
+                   "noise** (the same z's, and for a conditional run the same class per row), so the frames compare "
+                   "like for like. Early frames are close together: that is where a GAN changes most.")
+    right.download_button("Download the replay (GIF)", data, file_name=f"{name}-replay.gif", mime="image/gif",
+                          icon=":material/download:", key=f"{key}_replay_gif")
 
 
 def runs_for_session(include_others: bool = False, include_unreadable: bool = False) -> list[RunInfo]:
