@@ -399,7 +399,7 @@ def test_the_runs_page_replays_a_run_and_survives_a_corrupt_timeline():
     at.selectbox(key="runs_selected").set_value(str(good)).run()
     button(at, "Replay").click().run()
     assert not at.exception
-    assert any("fixed noise at" in c for img in at.image for c in img.captions)
+    assert any("snapshots from step 0 to step 12" in c for img in at.image for c in img.captions)
     assert any(d.label == "Download the replay (GIF)" for d in at.get("download_button"))
     at.selectbox(key="runs_selected").set_value(str(bad)).run()
     button(at, "Replay").click().run()

@@ -100,10 +100,10 @@ def generator_picker(run: RunInfo, key: str) -> tuple[LoadedRun, int]:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def replay_bytes(path: str, mtime: float, checkpoint_mtime: float) -> tuple[bytes, int]:
-    """The run's replay as GIF bytes and its number of frames (raises GanError if it has no usable timeline)."""
+def replay_bytes(path: str, mtime: float, checkpoint_mtime: float) -> tuple[bytes, tuple[int, ...]]:
+    """The run's replay as GIF bytes and the steps of its frames (raises GanError if it has no usable timeline)."""
     frames = replay_frames(path)
-    return replay_gif(frames), len(frames)
+    return replay_gif(frames), tuple(step for step, _ in frames)
 
 
 def replay_panel(path: str, name: str, key: str) -> None:
@@ -117,13 +117,14 @@ def replay_panel(path: str, name: str, key: str) -> None:
     try:
         with st.spinner("Rendering the replay..."):
             checkpoint = Path(path) / WEIGHTS_FILE
-            data, count = replay_bytes(path, timeline_mtime(path), checkpoint.stat().st_mtime if checkpoint.exists() else 0.0)
+            data, steps = replay_bytes(path, timeline_mtime(path), checkpoint.stat().st_mtime if checkpoint.exists() else 0.0)
     except GanError as exc:
         st.info(f"No replay: {short_error(exc, path)}", icon=":material/info:")
         return
     left, right = st.columns([1.4, 1], gap="large")
     # width="content": a narrower width makes Streamlit resize the picture, which keeps the GIF's first frame only
-    left.image(data, caption=f"{name}: the same fixed noise at {count} steps of training", width="content")
+    left.image(data, caption=f"{name}: the same fixed noise, {len(steps)} snapshots from step {steps[0]:,} "
+                                    f"to step {steps[-1]:,}", width="content")
     right.markdown("Each frame is the generator as it was at the step written above it, drawing the run's **fixed "
                    "noise** (the same z's, and for a conditional run the same class per row), so the frames compare "
                    "like for like. Early frames are close together: that is where a GAN changes most.")

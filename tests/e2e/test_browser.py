@@ -215,7 +215,7 @@ def test_a_replay_downloaded_from_the_runs_page_is_a_multi_frame_gif(page, app_u
     page.get_by_role("button", name="Replay", exact=True).click()
     download = page.get_by_role("button", name="Download the replay (GIF)")
     download.wait_for()
-    page.get_by_text(f"the same fixed noise at {len(steps)} steps").wait_for()
+    page.get_by_text(f"the same fixed noise, {len(steps)} snapshots from step 0 to step {steps[-1]:,}").wait_for()
     shown = page.locator("[data-testid=stImage]", has_text="the same fixed noise").locator("img").get_attribute("src")
     with Image.open(io.BytesIO(page.request.get(urljoin(app_url + "/", shown)).body())) as animation:
         assert animation.n_frames == len(steps), "the page shows the animation, not a still of its first frame"
