@@ -49,7 +49,7 @@ class Cadence:
 @dataclass
 class GrowingSteps:
     """Due at steps that grow geometrically: after `step`, next at (step + offset) * ratio - offset (at least
-    one step later). E.g. ratio 1.15, offset 10: steps 0, 2, 4, 7, 10, ..., about 65 times in 100,000 steps.
+    one step later). E.g. ratio 1.15, offset 10, from step 1: steps 1, 3, 5, 8, 11, 15, ..., 64 times in 100,000 steps.
     For tasks whose interest fades as a run goes on (the generator's timeline)."""
 
     ratio: float = 1.15

@@ -57,7 +57,8 @@ def _render(run_dir: str | Path, progress: Optional[Callable[[int, int], None]])
         for step in iter_snapshots(timeline, net):
             samples = net(z, labels).float()
             last = step == timeline.meta.get("step")
-            text = f"step {step:,}" + (" (final)" if last else "")
+            training = timeline.meta.get("status") == "running"  # saved by a run still training (or interrupted)
+            text = f"step {step:,}" + ((" (last save)" if training else " (final)") if last else "")
             frames.append((step, captioned(frame_picture(timeline, samples, real), text)))
             if progress is not None:
                 progress(len(frames), len(timeline.steps))

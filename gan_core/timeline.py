@@ -114,7 +114,7 @@ class TimelineRecorder:
                 return
             with timeline.reader() as read:
                 for step in (s for s in timeline.steps if s <= self.trainer.step_count):
-                    self.snapshots[step] = {k: v for k, v in read(step).items()}
+                    self.snapshots[step] = read(step)
         except CheckpointError as exc:
             log.warning("starting a new timeline: %s", exc)
             self.snapshots.clear()
@@ -283,12 +283,6 @@ def _check_tensors(header: SafetensorsHeader, path: Path, config: TrainConfig, m
     if extra:
         raise CheckpointError(f"{path}: tensor {extra[0][:80]} is not part of a GAN Playground timeline")
     return tuple(model)
-
-
-def snapshot_steps(run_dir: str | Path) -> tuple[int, ...]:
-    """The steps a run's timeline holds (() if it has none); raises CheckpointError if it is unreadable."""
-    timeline = open_timeline(run_dir)
-    return timeline.steps if timeline is not None else ()
 
 
 def iter_snapshots(timeline: Timeline, net: GanModule) -> Iterator[int]:

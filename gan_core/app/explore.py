@@ -95,7 +95,7 @@ def generator_picker(run: RunInfo, key: str) -> tuple[LoadedRun, int]:
     try:
         return load_snapshot(path, step, mtime), step
     except GanError as exc:
-        st.warning(f"Cannot load the snapshot at step {step:,}: {exc}", icon=":material/broken_image:")
+        st.warning(f"Cannot load the snapshot at step {step:,}: {short_error(exc, path)}", icon=":material/broken_image:")
         return final, run.step
 
 
