@@ -7,12 +7,14 @@ timeline.safetensors, sample the fixed noise with every snapshot, draw the label
 
 Each preset is first trained for --steps steps through RunWriter (the path the CLI and the app use),
 which leaves the full 16 snapshots; that training is not timed. Prints the median and the range of
---repeats renderings, the frames, the timeline's and the GIF's sizes, and the machine.
+--repeats renderings (CPU seconds of this process, and the wall-clock median), the frames, the
+timeline's and the GIF's sizes, the machine and its load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -46,26 +48,29 @@ def train_run(preset: str, folder: Path, steps: int) -> Path:
 
 
 def time_replay(run: Path, repeats: int) -> dict:
-    """Median and range of rendering the replay of `run` (frames, then GIF) over `repeats` runs."""
-    frames_s, gif_s = [], []
+    """Median and range of rendering the replay of `run` (frames, then GIF) over `repeats` runs, in wall-clock
+    seconds and in CPU seconds of this process (with 1 thread the two agree on an idle machine; on a
+    shared, loaded one the CPU seconds are the cost and the wall clock includes waiting for a core)."""
+    wall, cpu, frames_cpu = [], [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         frames = replay_frames(run)
-        drawn = time.perf_counter()
+        drawn_cpu = time.process_time()
         data = replay_gif(frames)
-        frames_s.append(drawn - started)
-        gif_s.append(time.perf_counter() - drawn)
-    total = [a + b for a, b in zip(frames_s, gif_s)]
-    return {"frames": len(frames), "median": statistics.median(total), "min": min(total), "max": max(total),
-            "frames_median": statistics.median(frames_s), "gif_median": statistics.median(gif_s),
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+        frames_cpu.append(drawn_cpu - started_cpu)
+    return {"frames": len(frames), "cpu": statistics.median(cpu), "cpu_min": min(cpu), "cpu_max": max(cpu),
+            "wall": statistics.median(wall), "frames_cpu": statistics.median(frames_cpu),
+            "gif_cpu": statistics.median(c - f for c, f in zip(cpu, frames_cpu)),
             "timeline_mb": (run / TIMELINE_FILE).stat().st_size / 1e6, "gif_mb": len(data) / 1e6}
 
 
 def report(run: Path, repeats: int) -> None:
     """Time the replay of `run` and print its table row."""
     r = time_replay(run, repeats)
-    print(f"| {run.name} | {r['frames']} | {r['median']:.2f} | {r['min']:.2f}-{r['max']:.2f} | {r['frames_median']:.2f} | "
-          f"{r['gif_median']:.2f} | {r['timeline_mb']:.1f} | {r['gif_mb']:.2f} |", flush=True)
+    print(f"| {run.name} | {r['frames']} | {r['cpu']:.2f} | {r['cpu_min']:.2f}-{r['cpu_max']:.2f} | {r['wall']:.2f} | "
+          f"{r['frames_cpu']:.2f} | {r['gif_cpu']:.2f} | {r['timeline_mb']:.1f} | {r['gif_mb']:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -77,8 +82,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app's jobs use 1 on 2 cores)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("| run | frames | replay s (median) | range | frames s | GIF s | timeline MB | GIF MB |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|", flush=True)
+    print("| run | frames | replay CPU s (median) | range | wall s (median) | frames CPU s | GIF CPU s | timeline MB | GIF MB |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.runs:
             for run in args.runs:
@@ -86,7 +91,8 @@ def main() -> None:
         else:
             for preset in args.presets:
                 report(train_run(preset, Path(tmp) / preset, args.steps), args.repeats)
-    print(f"\n{args.repeats} renderings each; machine: {machine()}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n{args.repeats} renderings each; machine: {machine()}; load average {load} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
