@@ -47,11 +47,30 @@ class Cadence:
 
 
 @dataclass
+class GrowingSteps:
+    """Due at steps that grow geometrically: after `step`, next at (step + offset) * ratio - offset (at least
+    one step later). E.g. ratio 1.15, offset 10, from step 1: steps 1, 3, 5, 8, 11, 15, ..., 64 times in 100,000 steps.
+    For tasks whose interest fades as a run goes on (the generator's timeline)."""
+
+    ratio: float = 1.15
+    offset: float = 10.0
+    next_step: int = 0
+
+    def due(self, step: int, now: float) -> bool:
+        """Whether the task should run after `step` (`now` is ignored: only steps count)."""
+        return step >= self.next_step
+
+    def done(self, step: int, now: float, cost: float = 0.0) -> None:
+        """Record a run after `step`."""
+        self.next_step = max(step + 1, math.ceil((step + self.offset) * self.ratio - self.offset))
+
+
+@dataclass
 class SideTask:
     """A named action with its cadence, e.g. SideTask("checkpoint", Cadence(seconds=20), save)."""
 
     name: str
-    cadence: Cadence
+    cadence: Cadence | GrowingSteps
     action: Callable[[], Any]
 
     def run(self, step: int) -> float:

@@ -103,9 +103,20 @@ def png(img: Image.Image, fast: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def gif(frames: list[Image.Image], seconds_per_frame: float = 0.08) -> bytes:
-    """An endlessly looping animated GIF of the frames."""
+def captioned(img: Image.Image, text: str, size: int = 20) -> Image.Image:
+    """`img` with `text` written in a white band above it (e.g. "step 1,200" on a replay frame)."""
+    band = size + 14
+    canvas = Image.new("RGB", (img.width, img.height + band), "white")
+    canvas.paste(img.convert("RGB"), (0, band))
+    ImageDraw.Draw(canvas).text((img.width / 2, band / 2), text, anchor="mm", font=font(size), fill=(31, 41, 55))
+    return canvas
+
+
+def gif(frames: list[Image.Image], seconds_per_frame: float | Sequence[float] = 0.08) -> bytes:
+    """An endlessly looping animated GIF of the frames (one duration for all, or one per frame)."""
     buffer = io.BytesIO()
+    duration = ([int(s * 1000) for s in seconds_per_frame] if isinstance(seconds_per_frame, Sequence)
+                else int(seconds_per_frame * 1000))
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], loop=0,
-                   duration=int(seconds_per_frame * 1000), disposal=2)
+                   duration=duration, disposal=2)
     return buffer.getvalue()

@@ -2,6 +2,7 @@
 
 Used by the CLI and by the app's training jobs, so both leave the same kind of folder:
     RUN/model.safetensors  RUN/config.json  RUN/metrics.csv  RUN/samples/step_000100.png ...
+    RUN/timeline.safetensors (the generator at up to 16 steps, see timeline.py)
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any, Optional
 
 from PIL import Image
 
-from .cadence import Cadence, SideTask, run_due
+from .cadence import Cadence, GrowingSteps, SideTask, run_due
 from .checkpoint import WEIGHTS_FILE, save_checkpoint, storage_problem
 from .errors import CheckpointError, GanError
 from .images import sample_picture
 from .runs import METRICS_FILE
+from .timeline import TimelineRecorder
 from .trainer import GRID_COLUMNS, StepRecord, Trainer
 
 SAMPLES_DIR = "samples"
@@ -35,8 +37,9 @@ class RunWriter:
     """Writes one run folder. `resume=False` refuses to overwrite a folder that already holds a run.
 
     After each recorded step its side tasks run when due: flush metrics.csv (every second), the
-    sample grid (every `snapshot_every` steps) and the checkpoint (every `checkpoint_seconds`; 0 = only
-    when `checkpoint()` is called)."""
+    sample grid (every `snapshot_every` steps), a timeline snapshot of the generator (at geometrically
+    growing steps, thinned to 16) and the checkpoint (every `checkpoint_seconds`; 0 = only when
+    `checkpoint()` is called), which writes the timeline next to it."""
 
     def __init__(self, trainer: Trainer, out_dir: str | Path, resume: bool = False, checkpoint_seconds: float = 60.0):
         self.trainer = trainer
@@ -52,8 +55,11 @@ class RunWriter:
         if new_file:
             self._csv.writeheader()
         self.last_record: Optional[StepRecord] = None
+        self.timeline = TimelineRecorder(trainer, self.out, resume=resume)
+        self.timeline.capture()  # step 0: the untrained generator's noise is the first frame of a replay
         self.tasks = [SideTask("flush", Cadence(seconds=1.0), self._metrics.flush),
                       SideTask("snapshot", Cadence(steps=trainer.config.snapshot_every), self.snapshot),
+                      SideTask("timeline", GrowingSteps(next_step=trainer.step_count + 1), self.timeline.capture),
                       SideTask("checkpoint", Cadence(seconds=checkpoint_seconds), self.checkpoint)]
 
     def record(self, rec: StepRecord) -> None:
@@ -75,10 +81,13 @@ class RunWriter:
         return path
 
     def checkpoint(self, extra_meta: Optional[dict[str, Any]] = None) -> Path:
-        """Save the checkpoint now (atomic), with the last record as the run's final numbers."""
+        """Save the checkpoint now (atomic), with the last record as the run's final numbers, then the
+        timeline up to this step (written second: its steps never run ahead of the checkpoint's)."""
         self._metrics.flush()
         meta = {"last_record": self.last_record.to_dict() if self.last_record else None, **(extra_meta or {})}
-        return save_checkpoint(self.trainer, self.out, meta)
+        path = save_checkpoint(self.trainer, self.out, meta)
+        self.timeline.save()
+        return path
 
     def close(self) -> None:
         """Flush and close metrics.csv."""

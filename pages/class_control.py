@@ -26,7 +26,7 @@ if not runs:
     st.stop()
 
 run = explore.run_picker(runs, key="class_run")
-loaded = explore.load_run(str(run.path), run.mtime)
+loaded, step = explore.generator_picker(run, key="class_step")
 generator = loaded.generator
 names = generator.class_names
 classes = list(range(len(names)))
@@ -75,3 +75,4 @@ with loaded.lock:
 left, right = st.columns([1, 3], gap="large")
 left.image(images.single_image(middle, side=200), caption=f"{1 - alpha:.0%} {names[a]} + {alpha:.0%} {names[b]}", width=200)
 right.image(images.upscale(grid_image(strip, nrow=9), 110), caption=f"{names[a]} → {names[b]}", width="stretch")
+st.caption(f"Generator: **{run.name}** after {step:,} steps of training{' (final)' if step == run.step else ''}.")

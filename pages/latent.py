@@ -28,7 +28,7 @@ if not runs:
     st.stop()
 
 run = explore.run_picker(runs, key="latent_run")
-loaded = explore.load_run(str(run.path), run.mtime)
+loaded, step = explore.generator_picker(run, key="latent_step")
 generator = loaded.generator
 seeds = session.session_value("latent_seeds", lambda: [1, 2])
 
@@ -73,21 +73,21 @@ def render(z: torch.Tensor, t: torch.Tensor, classes):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def strip_png(path: str, mtime: float, seeds: tuple[int, int], mode: str, classes) -> bytes:
+def strip_png(path: str, mtime: float, step: int, seeds: tuple[int, int], mode: str, classes) -> bytes:
     """The whole path as one row of frames."""
     t = torch.linspace(0, 1, STRIP_FRAMES).unsqueeze(1)
     return images.png(grid_image(render(path_z(seeds, mode, t), t, classes), nrow=STRIP_FRAMES, scale=3))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def walk_gif(path: str, mtime: float, seeds: tuple[int, int], mode: str, classes) -> bytes:
+def walk_gif(path: str, mtime: float, step: int, seeds: tuple[int, int], mode: str, classes) -> bytes:
     """The walk there and back as a looping GIF."""
     t = torch.linspace(0, 1, GIF_FRAMES).unsqueeze(1)
     frames = [images.single_image(x, side=196) for x in render(path_z(seeds, mode, t), t, classes)]
     return images.gif(frames + frames[-2:0:-1])
 
 
-key = (str(run.path), run.mtime, tuple(seeds), mode, classes)
+key = (str(run.path), run.mtime, step, tuple(seeds), mode, classes)
 left, right = st.columns([1, 2], gap="large")
 with left:
     with explore.Timer() as timer:
@@ -103,5 +103,5 @@ with right:
     st.image(animation, width=196)
     st.download_button("Download the walk (GIF)", animation, file_name=f"{run.name}-walk-{seeds[0]}-{seeds[1]}.gif",
                        mime="image/gif", icon=":material/download:")
-st.caption(f"Generator: **{run.name}**, {run.dataset}, trained {run.step:,} steps. z₀ seed {seeds[0]}, z₁ seed {seeds[1]}, "
-           f"z has {generator.config.z_dim} dimensions.")
+st.caption(f"Generator: **{run.name}**, {run.dataset}, {'final, ' if step == run.step else ''}after {step:,} steps of "
+           f"training. z₀ seed {seeds[0]}, z₁ seed {seeds[1]}, z has {generator.config.z_dim} dimensions.")

@@ -99,6 +99,11 @@ else:
                         help="The generator as an ONNX model (any batch size) with a README on its inputs and output, "
                              "zipped: run it with onnxruntime, outside PyTorch. Built when you click (a few seconds).")
 
+    st.subheader("Replay the training", anchor=False)
+    st.caption("The run kept snapshots of its generator while it trained (many early, fewer later): the same fixed "
+               "noise drawn by each of them, from noise to the final generator.")
+    explore.replay_panel(path, run.name, key="runs")
+
     if run.source == "saved" and not can_edit(run, session.owner()):
         st.caption("Read-only here: " + ("shared by another session." if run.owner else "made on the command line."))
     if can_edit(run, session.owner()):

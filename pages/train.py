@@ -3,7 +3,7 @@
 import streamlit as st
 
 from gan_core import PRESETS
-from gan_core.app import dashboard, form, nav, session
+from gan_core.app import dashboard, explore, form, nav, session
 from gan_core.data import DATASETS
 from gan_core.live import JobState
 
@@ -88,3 +88,10 @@ def live_view() -> None:
 
 dashboard.live_fragment(live_view, active, key=PREFIX)
 dashboard.quality_fragment(PREFIX, active)
+
+if view.step > 0 or not active:
+    with st.expander("Replay the training so far" if active else "Replay the training", icon=":material/replay:"):
+        every = job.host.settings.checkpoint_seconds
+        st.caption("The fixed-noise samples at each snapshot of the generator the run kept" + (
+            f" up to its last save (every {every:g} s while it trains): press Replay again for a newer one." if active else "."))
+        explore.replay_panel(view.run_dir, view.name, key=PREFIX)

@@ -356,3 +356,55 @@ def test_a_run_too_big_for_the_server_is_refused_before_anything_is_allocated(ma
     button(at, "Start").click().run()
     assert any("GB each run may use" in e.value and "g_width" in e.value for e in at.error), [e.value for e in at.error]
     assert session_job(at, manager) is None
+
+
+def timeline_run(name: str, preset: str = "mnist-cdcgan", steps: int = 12) -> Path:
+    """A tiny run trained through RunWriter (as the CLI and the app train), so it has a timeline."""
+    from gan_core.runner import RunWriter
+
+    trainer = Trainer(get_preset(preset).config(g_width=8, d_width=8, batch_size=16))
+    writer = RunWriter(trainer, runs_dir() / name, checkpoint_seconds=0)
+    for _ in range(steps):
+        writer.record(trainer.step())
+    writer.checkpoint({"owner": "", "name": name, "status": "finished"})
+    writer.close()
+    return runs_dir() / name
+
+
+@pytest.mark.parametrize("page,key", [("pages/latent.py", "latent"), ("pages/class_control.py", "class")])
+def test_the_explorers_pick_any_step_of_the_timeline(page, key):
+    from gan_core.timeline import open_timeline
+
+    folder = timeline_run("timeline-run")
+    steps = open_timeline(folder).steps
+    at = open_page(page)
+    at.selectbox(key=f"{key}_run").set_value(str(folder)).run()
+    key = f"{key}_step"
+    slider = at.select_slider(key=key)
+    assert slider.value == 12 and slider.options == [f"{s:,}" for s in steps], "defaults to the final generator"
+    final = [img.value for img in at.image]
+    slider.set_value(0).run()
+    assert not at.exception and not at.warning
+    assert [img.value for img in at.image] != final, "the untrained generator draws something else"
+    assert any("after 0 steps" in c.value for c in at.caption)
+
+
+def test_the_runs_page_replays_a_run_and_survives_a_corrupt_timeline():
+    from gan_core.timeline import TIMELINE_FILE
+
+    good = timeline_run("replay-good", preset="ring8")
+    bad = timeline_run("replay-bad", preset="mnist-dcgan")
+    (bad / TIMELINE_FILE).write_bytes(b"not a safetensors file at all")
+    at = open_page("pages/runs.py")
+    at.selectbox(key="runs_selected").set_value(str(good)).run()
+    button(at, "Replay").click().run()
+    assert not at.exception
+    assert any("snapshots from step 0 to step 12" in c for img in at.image for c in img.captions)
+    assert any(d.label == "Download the replay (GIF)" for d in at.get("download_button"))
+    at.selectbox(key="runs_selected").set_value(str(bad)).run()
+    button(at, "Replay").click().run()
+    assert not at.exception
+    assert any("No replay" in i.value and TIMELINE_FILE in i.value for i in at.info)
+    at.switch_page("pages/latent.py").run()  # opens the run chosen on the Runs page: its final generator
+    assert not at.exception and at.image
+    assert any("timeline of this run cannot be read" in c.value for c in at.caption)

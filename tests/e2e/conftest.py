@@ -35,9 +35,10 @@ def free_port() -> int:
 
 
 def make_tiny_runs(folder: Path) -> None:
-    """Two small saved runs (plain and conditional DCGAN) for the explorer pages, made in-process."""
+    """Two small saved runs (plain and conditional DCGAN) for the explorer pages, made in-process through
+    RunWriter, as the CLI and the app make theirs (checkpoint, metrics.csv, samples, timeline)."""
     from gan_core import get_preset
-    from gan_core.checkpoint import save_checkpoint
+    from gan_core.runner import RunWriter
     from gan_core.trainer import Trainer
 
     import torch
@@ -46,9 +47,11 @@ def make_tiny_runs(folder: Path) -> None:
     torch.set_num_threads(1)  # small models: one thread is fastest, and the machine is shared
     for preset in ("mnist-dcgan", "mnist-cdcgan"):
         trainer = Trainer(get_preset(preset).config(g_width=16, d_width=16, batch_size=16))
-        for _ in range(5):
-            trainer.step()
-        save_checkpoint(trainer, folder / f"e2e-{preset}", {"owner": "", "name": f"e2e-{preset}", "status": "finished"})
+        writer = RunWriter(trainer, folder / f"e2e-{preset}", checkpoint_seconds=0)
+        for _ in range(8):
+            writer.record(trainer.step())
+        writer.checkpoint({"owner": "", "name": f"e2e-{preset}", "status": "finished"})
+        writer.close()
     torch.set_num_threads(threads)
 
 

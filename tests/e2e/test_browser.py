@@ -4,10 +4,12 @@ slider; two sessions at once; a screenshot of every page for review."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 from browser_utils import assert_no_crash, new_app_page
@@ -198,3 +200,31 @@ def test_one_session_cannot_see_or_take_over_anothers_runs(two_sessions, app_url
     assert not any(run_name in o for o in intruder.get_by_role("option").all_inner_texts())
     for p in (owner, intruder):
         assert_no_crash(p)
+
+
+def test_a_replay_downloaded_from_the_runs_page_is_a_multi_frame_gif(page, app_url, app_runs_dir, screenshots, tmp_path):
+    from PIL import Image
+
+    from gan_core.timeline import open_timeline
+
+    run = "e2e-mnist-cdcgan"
+    steps = open_timeline(app_runs_dir / run).steps
+    open_app(page, app_url, "runs", "Runs")
+    page.locator("[data-testid=stSelectbox]", has_text="Run").click()
+    page.get_by_role("option", name=re.compile(run)).click()
+    page.get_by_role("button", name="Replay", exact=True).click()
+    download = page.get_by_role("button", name="Download the replay (GIF)")
+    download.wait_for()
+    page.get_by_text(f"the same fixed noise, {len(steps)} snapshots from step 0 to step {steps[-1]:,}").wait_for()
+    shown = page.locator("[data-testid=stImage]", has_text="the same fixed noise").locator("img").get_attribute("src")
+    with Image.open(io.BytesIO(page.request.get(urljoin(app_url + "/", shown)).body())) as animation:
+        assert animation.n_frames == len(steps), "the page shows the animation, not a still of its first frame"
+    with page.expect_download() as info:
+        download.click()
+    saved = tmp_path / "replay.gif"
+    info.value.save_as(saved)
+    with Image.open(saved) as gif:
+        assert gif.format == "GIF" and gif.n_frames == len(steps) >= 5
+        gif.seek(gif.n_frames - 1)  # the last frame decodes too
+    assert info.value.suggested_filename == f"{run}-replay.gif"
+    screenshot(page, screenshots, "runs-replay")
