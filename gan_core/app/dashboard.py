@@ -9,9 +9,10 @@ from typing import Any, Callable, Optional
 import streamlit as st
 
 from ..config import PRESETS
-from ..live import Job, JobState, JobView
+from ..live import Job, JobState, JobView, PairJob
 from ..live.verdict import score_scale
 from . import charts
+from .nav import page_path
 from .session import current_job, device_text, heartbeat, manager, session_value, set_session_value
 
 POLL_SECONDS = 1.0
@@ -37,6 +38,19 @@ def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, J
     st.markdown(f"### {view.name}")
     job_controls(job, view, key, step_label=step_label)
     return job, view
+
+
+def single_run(job: Optional[Job | PairJob]) -> Optional[Job]:
+    """This session's run for a single-run page (Train, 2D lab). An A/B pair lives on its own page: while it
+    trains, this page says so, links there and stops; a pair that has ended counts as no run."""
+    if not isinstance(job, PairJob):
+        return job
+    if job.state.active:
+        st.info(f"Your A/B pair **{job.name}** is training: watch it on the A/B compare page (stop it there to start "
+                "a single run here).", icon=":material/compare_arrows:")
+        st.page_link(page_path("compare"), label="Open A/B compare", icon=":material/compare_arrows:")
+        st.stop()
+    return None
 
 
 def live_fragment(body: Callable[[], None], active: bool, every: float = POLL_SECONDS, key: str = "") -> None:

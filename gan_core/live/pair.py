@@ -266,3 +266,45 @@ def _lockstep(pair: PairJob, loops: list[TrainingLoop]) -> tuple[JobState, str, 
                 return ended[0], f"{ended[1]} (side {name})", ""
         for i, loop in enumerate(loops):
             _on_side(i, loop.advance, command)
+
+
+# --- the comparison table of the page --------------------------------------------------------------
+def _last(view: JobView, column: str) -> Optional[float]:
+    values = view.history.get(column) or []
+    return float(values[-1]) if values else None
+
+
+def _metric_numbers(view: JobView) -> dict[str, Optional[float]]:
+    m = view.metrics
+    if m is None or m.kind == "none":
+        return {}
+    if m.kind == "image":
+        return {f"FCD ({m.fcd_n:,} samples, lower is better)": m.fcd[-1] if m.fcd else None,
+                f"Classes drawn (of {m.n_modes})": m.covered[-1] if m.covered else None}
+    return {f"Modes covered (of {m.n_modes})": m.covered[-1] if m.covered else None,
+            "Good samples (%)": 100 * m.hq_fraction[-1] if m.hq_fraction else None}
+
+
+def comparison_rows(view: PairView) -> list[dict[str, str]]:
+    """The live numbers of both sides and their difference, one row per quantity (strings, ready to show):
+    step, the latest losses and D's verdicts, speed, and the quality metrics (FCD or 2D modes)."""
+    a, b = view.a, view.b
+    numbers: list[tuple[str, Optional[float], Optional[float], str]] = [
+        ("Step", a.step, b.step, ",.0f"),
+        ("D loss", _last(a, "loss_d"), _last(b, "loss_d"), ".3f"),
+        ("G loss", _last(a, "loss_g"), _last(b, "loss_g"), ".3f"),
+        ("D(x) on real", _last(a, "d_real"), _last(b, "d_real"), ".3f"),
+        ("D(G(z)) on fakes", _last(a, "d_fake"), _last(b, "d_fake"), ".3f"),
+        ("G's gradient norm", _last(a, "grad_norm_g"), _last(b, "grad_norm_g"), ".3g"),
+        ("Training seconds", a.train_seconds, b.train_seconds, ".1f"),
+    ]
+    ma, mb = _metric_numbers(a), _metric_numbers(b)
+    numbers += [(name, ma.get(name), mb.get(name), ".1f" if "FCD" in name or "%" in name else ".0f")
+                for name in dict.fromkeys([*ma, *mb])]
+
+    def text(value: Optional[float], fmt: str, sign: str = "") -> str:
+        return "–" if value is None else format(value, sign + fmt)
+
+    return [{"Quantity": name, "A": text(va, fmt), "B": text(vb, fmt),
+             "B − A": text(vb - va if va is not None and vb is not None else None, fmt, "+")}
+            for name, va, vb, fmt in numbers]
