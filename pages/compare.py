@@ -31,10 +31,10 @@ with st.expander("Setup: A, and what B changes" if not active else f"Setup (the 
     st.markdown("**B** is A with these changes:")
     values_b = compare.b_changes(values_a)
 
-c1, c2, _ = st.columns([1.3, 1.3, 3], vertical_alignment="center")
-start = c1.button("Start A/B", type="primary", icon=":material/compare_arrows:", disabled=active, width="stretch",
-                  help="Check both settings and start the pair." if not active else "Stop the current pair first.")
-paused = c2.toggle("Start paused", key="ab_start_paused", help="Start, then move both one step at a time with Step.")
+with st.container(horizontal=True, vertical_alignment="center"):
+    start = st.button("Start A/B", type="primary", icon=":material/compare_arrows:", disabled=active,
+                      help="Check both settings and start the pair." if not active else "Stop the current pair first.")
+    paused = st.toggle("Start paused", key="ab_start_paused", help="Start, then move both one step at a time with Step.")
 if start and not active:
     if form.start_pair(preset, values_a, values_b, start_paused=paused):
         st.rerun()

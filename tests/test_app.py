@@ -363,6 +363,7 @@ def test_an_ab_pair_from_its_page_trains_both_sides_and_the_runs_page_shows_the_
     for name, value in dict(g_width=16, d_width=16, batch_size=32).items():
         at.number_input(key=f"ab_{name}").set_value(value)
     at.run()
+    assert at.selectbox(key="ab_b_loss").value != "bce", "B's changed field starts at a value other than A's"
     at.selectbox(key="ab_b_loss").set_value("minimax")
     button(at, "Start A/B").click().run()
     assert not at.exception, [e.value for e in at.exception]

@@ -176,6 +176,7 @@ def per_mode_figure(m: LiveMetrics, height: int = 240) -> go.Figure:
 
 # --- A/B pairs: both sides in one chart per quantity (A solid, B dashed, same colour per quantity) ---
 PAIR_DASH = {"A": "solid", "B": "dash"}
+PAIR_LEGEND = dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0)  # below: 4-5 entries
 
 
 def _pair_lines(histories: dict[str, dict], quantities: Sequence[tuple[str, str, str]]) -> list[dict]:
@@ -190,9 +191,10 @@ def _pair_lines(histories: dict[str, dict], quantities: Sequence[tuple[str, str,
 
 
 def pair_loss_figure(history_a: dict, history_b: dict, height: int = 260) -> go.Figure:
-    """D and G losses of both sides of an A/B pair, overlaid (A solid, B dashed)."""
+    """D and G losses of both sides of an A/B pair, overlaid (A solid, B dashed), by training step (the
+    axis is not titled: the legend sits below it)."""
     data = _pair_lines({"A": history_a, "B": history_b}, [("loss_d", "D", POLICE), ("loss_g", "G", FAKE)])
-    return _figure(data, "Losses: A solid, B dashed", height, y_title="loss")
+    return _figure(data, "Losses: A solid, B dashed", height, x_title="", y_title="loss", legend=PAIR_LEGEND)
 
 
 def pair_scores_figure(history_a: dict, history_b: dict, scale: ScoreScale, height: int = 260) -> go.Figure:
@@ -204,5 +206,6 @@ def pair_scores_figure(history_a: dict, history_b: dict, scale: ScoreScale, heig
         data.append(_level(float(steps.min()), float(steps.max()), scale.equilibrium, f"{scale.equilibrium:g}: D can't tell", GREY))
     title = "Police verdicts: A solid, B dashed"
     if scale.probability:
-        return _figure(data, title, height, y_title="P(real) by D", yaxis=dict(range=[-0.02, 1.02]))
-    return _figure(data, title, height, y_title="raw score (not a probability)")
+        return _figure(data, title, height, x_title="", y_title="P(real) by D", yaxis=dict(range=[-0.02, 1.02]),
+                       legend=PAIR_LEGEND)
+    return _figure(data, title, height, x_title="", y_title="raw score (not a probability)", legend=PAIR_LEGEND)

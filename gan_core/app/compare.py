@@ -29,23 +29,33 @@ def b_changes(values_a: dict[str, Any]) -> dict[str, Any]:
     changed: dict[str, Any] = {}
     cols = st.columns(3)
     for i, name in enumerate(names):
-        changed[name] = form.field_widget(B_PREFIX, name, cols[i % 3], values_a[name])
+        changed[name] = form.field_widget(B_PREFIX, name, cols[i % 3], first_other(name, values_a[name]))
     same = [n for n in names if changed[n] == values_a[n]]
     if same:
         st.caption(f"Still the same as A: {', '.join(same)}. Change the value to make B differ.")
     return {**values_a, **changed}
 
 
+def first_other(name: str, value: Any) -> Any:
+    """Where B's widget for `name` starts: a choice other than A's (the first one), the other side of a
+    switch, else A's value (a number to edit)."""
+    if name in form.FIELD_CHOICES:
+        return next((o for o in form.FIELD_CHOICES[name] if o != value), value)
+    if isinstance(value, bool):
+        return not value
+    return value
+
+
 def lesson_buttons(disabled: bool) -> None:
     """One button per lesson preset: start it (A) against its fix (B)."""
     st.markdown("**Lessons, one click:** the preset that fails on purpose (A) against the one without the failure (B).")
-    cols = st.columns(len(LESSON_PAIRS))
-    for col, (lesson, fix) in zip(cols, LESSON_PAIRS):
-        if col.button(f"{lesson} vs {fix}", key=f"{PREFIX}_lesson_{lesson}", icon=":material/compare_arrows:",
-                      disabled=disabled, width="stretch",
-                      help=f"A: {PRESETS[lesson].description}. B: {PRESETS[fix].description}."):
-            if form.start_pair(lesson, form.preset_values(lesson), form.preset_values(fix), preset_b=fix):
-                st.rerun()
+    with st.container(horizontal=True):  # wraps on a narrow screen, never truncates
+        for lesson, fix in LESSON_PAIRS:
+            if st.button(f"{lesson} vs {fix}", key=f"{PREFIX}_lesson_{lesson}", icon=":material/compare_arrows:",
+                         disabled=disabled, width="content",
+                         help=f"A: {PRESETS[lesson].description}. B: {PRESETS[fix].description}."):
+                if form.start_pair(lesson, form.preset_values(lesson), form.preset_values(fix), preset_b=fix):
+                    st.rerun()
 
 
 def differences_text(view: PairView) -> str:
@@ -95,9 +105,9 @@ def pair_dashboard(view: PairView) -> None:
         side_panel("B", view.b, f"{PREFIX}_b")
     scale = score_scale(view.a.config["loss"])
     c1, c2 = st.columns(2, gap="medium")
-    c1.plotly_chart(charts.pair_loss_figure(view.a.history, view.b.history, 280), key=f"{PREFIX}_chart_loss",
+    c1.plotly_chart(charts.pair_loss_figure(view.a.history, view.b.history, 300), key=f"{PREFIX}_chart_loss",
                     config=dashboard.NO_TOOLBAR)
-    c2.plotly_chart(charts.pair_scores_figure(view.a.history, view.b.history, scale, 280), key=f"{PREFIX}_chart_scores",
+    c2.plotly_chart(charts.pair_scores_figure(view.a.history, view.b.history, scale, 300), key=f"{PREFIX}_chart_scores",
                     config=dashboard.NO_TOOLBAR)
     if score_scale(view.b.config["loss"]) != scale:
         c2.caption(f"D's output reads differently with B's **{view.b.config['loss']}** loss: compare the shapes, "

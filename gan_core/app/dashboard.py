@@ -99,16 +99,16 @@ def job_controls(job: Job, view: JobView, key: str, step_label: str = "Step") ->
     in the buttons' callbacks, before the fragment draws its one view of the run."""
     running = view.state == JobState.RUNNING
     paused = view.state == JobState.PAUSED
-    cols = st.columns([1, 1, 1.4, 1, 3])
-    cols[0].button("Pause", key=f"{key}_btn_pause", icon=":material/pause:", disabled=not running, width="stretch",
-                   on_click=_command, args=(job, job.pause, 1.0))
-    cols[1].button("Resume", key=f"{key}_btn_resume", icon=":material/play_arrow:", disabled=not paused,
-                   width="stretch", on_click=_command, args=(job, job.resume, 1.0))
-    cols[2].button(step_label, key=f"{key}_btn_step", icon=":material/skip_next:", disabled=not (running or paused),
-                   help="Exactly one training iteration: D's update(s), then G's update. The run pauses after it.",
-                   width="stretch", on_click=_command, args=(job, job.step_once, 3.0))
-    cols[3].button("Stop", key=f"{key}_btn_stop", icon=":material/stop:", disabled=not view.active, width="stretch",
-                   help="Stop and save the run (it appears under Runs).", on_click=job.stop)
+    with st.container(horizontal=True, vertical_alignment="center"):  # wraps on a narrow screen, never truncates
+        st.button("Pause", key=f"{key}_btn_pause", icon=":material/pause:", disabled=not running, width="content",
+                  on_click=_command, args=(job, job.pause, 1.0))
+        st.button("Resume", key=f"{key}_btn_resume", icon=":material/play_arrow:", disabled=not paused,
+                  width="content", on_click=_command, args=(job, job.resume, 1.0))
+        st.button(step_label, key=f"{key}_btn_step", icon=":material/skip_next:", disabled=not (running or paused),
+                  help="Exactly one training iteration: D's update(s), then G's update. The run pauses after it.",
+                  width="content", on_click=_command, args=(job, job.step_once, 3.0))
+        st.button("Stop", key=f"{key}_btn_stop", icon=":material/stop:", disabled=not view.active, width="content",
+                  help="Stop and save the run (it appears under Runs).", on_click=job.stop)
 
 
 def status_banner(view: JobView) -> None:
