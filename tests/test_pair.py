@@ -128,7 +128,9 @@ def test_pause_step_stop_act_on_both_and_both_runs_are_saved_and_linked(manager)
         pair.step_once()
         assert pair.wait_for_view(version, timeout=10)
         assert wait_until(lambda: (pair.view().a.step, pair.view().b.step) == (expected, expected), 10)
-        assert len(pair.view().b.step_frames) == 3, "a single step of a 2D run shows before / after D / after G"
+        # each side shows its single step in slow motion: before / after D / after G
+        assert wait_until(lambda: all(v.latest_step == expected and len(v.step_frames) == 3 for v in pair.view().sides), 10)
+        assert pair.view().state == JobState.PAUSED
     pair.resume()
     assert wait_until(lambda: pair.view().step > 10, 30)
     pair.stop()
