@@ -78,7 +78,12 @@ def pair_status(view: PairView) -> None:
         elif not view.active:
             saved = [v.name for v in view.sides if v.saved_step is not None]
             where = f" Saved as **{saved[0]}** and **{saved[1]}**, linked as a pair: see Runs." if len(saved) == 2 else ""
-            st.success(f"{view.message.capitalize()}.{where}", icon=":material/check_circle:")
+            failed = [v for v in view.sides if v.state in (JobState.DIVERGED, JobState.FAILED)]
+            if failed:  # the failed side says why under its picture; the other side says what ended it
+                message = next((v.message for v in view.sides if v not in failed), "both sides failed")
+                st.warning(f"{message.capitalize()}.{where}", icon=":material/warning:")
+            else:
+                st.success(f"{view.message.capitalize()}.{where}", icon=":material/check_circle:")
         st.caption(differences_text(view))
 
 
@@ -92,7 +97,9 @@ def side_panel(side: str, view_side: Any, key: str) -> None:
         dashboard.samples_panel(view_side, key)
     if view_side.metrics is not None and view_side.metrics.warning:
         st.warning(view_side.metrics.warning, icon=":material/warning:")
-    if view_side.state.value in ("diverged", "failed"):
+    if view_side.storage_problem and view_side.active:
+        st.warning(f"**{view_side.storage_problem.capitalize()}.** Training goes on in memory.", icon=":material/save:")
+    if view_side.state in (JobState.DIVERGED, JobState.FAILED):
         st.error(view_side.message, icon=":material/error:")
 
 
