@@ -204,6 +204,7 @@ class Preset:
     description: str
     overrides: dict[str, Any]
     lesson: str = ""  # what a teacher should point at while it runs
+    fix: str = ""  # a lesson's counterpart without the failure: the B side of its one-click A/B pair
 
     def config(self, **changes: Any) -> TrainConfig:
         """The preset's config with `changes` applied (validated)."""
@@ -263,18 +264,21 @@ PRESETS: dict[str, Preset] = {
             "LESSON: original minimax G loss log(1-D(G(z))) against a strong D: G's gradient vanishes and it collapses",
             dict(_TOY, dataset="ring8", loss="minimax", **_STRONG_D),
             lesson="D wins early and the saturating loss gives G almost no gradient: compare G's gradient norm with ring8-strong-d",
+            fix="ring8",
         ),
         Preset(
             "ring8-strong-d",
             "LESSON: a discriminator that wins outright (5 D steps, 25x G's learning rate): D(x)->1, D(G(z))->0, mode collapse",
             dict(_TOY, dataset="ring8", loss="bce", **_STRONG_D),
             lesson="the police catch every fake; even the non-saturating loss cannot stop G collapsing onto one mode",
+            fix="ring8",
         ),
         Preset(
             "mnist-no-smoothing",
             "LESSON: the MLP GAN with no label smoothing and no dropout: an over-confident D",
             dict(_MNIST_MLP, dropout=0.0, label_smoothing=0.0),
             lesson="compare D(x) and the sample grid with mnist-mlp",
+            fix="mnist-mlp",
         ),
     ]
 }

@@ -76,6 +76,38 @@ class FinalMetrics:
 
 
 @dataclass(frozen=True)
+class RunPair:
+    """The link saved with each run of an A/B pair: the pair's id, this run's side, the other run's folder."""
+
+    id: str
+    side: str  # "A" or "B"
+    other: str  # the other run's folder name when they were saved
+
+    @classmethod
+    def from_meta(cls, saved: Any) -> Optional["RunPair"]:
+        """Read the `pair` entry of a checkpoint's metadata; None if absent or malformed."""
+        if not isinstance(saved, dict):
+            return None
+        values = [saved.get(k) for k in ("id", "side", "other")]
+        if not all(isinstance(v, str) and v for v in values) or values[1] not in ("A", "B"):
+            return None
+        return cls(*values)
+
+    def text(self) -> str:
+        """'A vs <other>' for tables."""
+        return f"{self.side} vs {self.other}"
+
+
+def pair_partner(run: RunInfo, runs: Iterable[RunInfo]) -> Optional[RunInfo]:
+    """The other run of `run`'s A/B pair among `runs` (found by the pair id, so a renamed partner is
+    still found), or None."""
+    link = run.pair
+    if link is None:
+        return None
+    return next((r for r in runs if r.path != run.path and r.pair is not None and r.pair.id == link.id), None)
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """One saved run or pretrained generator, described by its checkpoint metadata."""
 
@@ -131,6 +163,11 @@ class RunInfo:
         """The app session that trained or uploaded it ('' for the command line and pretrained)."""
         owner = self.meta.get("owner", "")
         return owner if isinstance(owner, str) else ""
+
+    @property
+    def pair(self) -> Optional[RunPair]:
+        """The A/B pair this run belongs to (see gan_core.live.pair), or None (junk reads as None)."""
+        return RunPair.from_meta(self.meta.get("pair"))
 
     @property
     def final_metrics(self) -> FinalMetrics:

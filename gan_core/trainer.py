@@ -69,10 +69,16 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: ToyData | ImageData | None = None, *,
                  sample_shape: Optional[tuple[int, ...]] = None, class_names: tuple[str, ...] = (),
-                 speed: Optional[Speed] = None):
+                 speed: Optional[Speed] = None, step_keyed_draws: bool = False):
         """Build a run from `config`. Pass `sample_shape` (and `class_names`) instead of data to
         build it for sampling only (the dataset is then loaded on the first `step()`).
-        `speed` overrides how the step runs (default: `auto_speed`)."""
+        `speed` overrides how the step runs (default: `auto_speed`).
+
+        `step_keyed_draws` (the two sides of an A/B pair): the real batch, noise and labels of D update
+        i of step s come from a generator seeded by (seed, s, i), and the D updates run from i = k-1 down
+        to 0. Two runs with the same seed and batch size then see the same real batches and noise at
+        every step, even with different `d_steps`: the D update right before G's (i = 0) and G's update
+        itself get identical inputs; a run with more D steps gets extra batches of its own for i >= 1."""
         self.config = config.validate()
         self.device = resolve_device(config.device)
         self.spec = DATASETS[config.dataset]
@@ -113,6 +119,7 @@ class Trainer:
             self._g_buffers = list(self.G.buffers())
 
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.step_keyed_draws = step_keyed_draws
         self.fixed_noise, self.fixed_labels = self._make_fixed_inputs()
         self.step_count = 0
         self.seconds = 0.0  # time spent inside step(), i.e. training time
@@ -187,14 +194,16 @@ class Trainer:
         real_target = 1.0 - c.label_smoothing
 
         # (1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the chosen loss's equivalent).
-        for i in range(c.d_steps):
+        for n in range(c.d_steps):
+            if self.step_keyed_draws:  # update i = k-1 ... 0, inputs keyed by (seed, step, i): see __init__
+                self.rng.manual_seed(step_draw_seed(c.seed, self.step_count, c.d_steps - 1 - n))
             real, real_labels = self._real_batch()
             fake_labels = self.random_labels(c.batch_size)
-            last = i == c.d_steps - 1  # the last fakes are reused in (2), so keep G's graph for them
+            last = n == c.d_steps - 1  # the last fakes are reused in (2), so keep G's graph for them
             with torch.set_grad_enabled(last), self._autocast():
                 fake = self.G(self.noise(c.batch_size), fake_labels)
             seen_real = self._seen_by_d(real)
-            r1_due = c.r1_weight > 0 and (self.step_count * c.d_steps + i) % c.r1_every == 0
+            r1_due = c.r1_weight > 0 and (self.step_count * c.d_steps + n) % c.r1_every == 0
             if r1_due:
                 seen_real.requires_grad_(True)
             with self._autocast():
@@ -341,6 +350,15 @@ class Trainer:
     def num_parameters(self) -> dict[str, int]:
         """Trainable parameter counts of G and D."""
         return {"G": self.G.num_parameters, "D": self.D.num_parameters}
+
+
+def step_draw_seed(seed: int, step: int, update: int) -> int:
+    """The seed of D update `update` of step `step` in a run with step-keyed draws (a 63-bit mix, so
+    neighbouring steps and seeds get unrelated streams)."""
+    x = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + update * 0x94D049BB133111EB + 1) & (2**64 - 1)
+    x ^= x >> 31
+    x = (x * 0xD6E8FEB86659FD93) & (2**64 - 1)
+    return (x ^ (x >> 32)) & (2**63 - 1)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ st.caption("A GAN learning a distribution of 2D points, the way GAN Lab shows it
            "boundary). Real points are green, the counterfeiter's points violet, and each **arrow** shows where G's gradient "
            "pushes that fake (−∂loss_G/∂x): towards where the police say *real*.")
 
-job = session.current_job()
+job = dashboard.single_run(session.current_job())
 view = job.view() if job else None
 active = view is not None and view.active
 

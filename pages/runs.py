@@ -8,7 +8,7 @@ from gan_core import images
 from gan_core.app import charts, explore, nav, session
 from gan_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from gan_core.errors import GanError
-from gan_core.runs import RunInfo, can_edit, delete_run, read_history, rename_run, set_shared
+from gan_core.runs import RunInfo, can_edit, delete_run, pair_partner, read_history, rename_run, set_shared
 from gan_core.uploads import import_upload
 
 nav.require_router("runs")
@@ -53,6 +53,7 @@ def numbers(run: RunInfo) -> dict:
         "Steps": run.step, "Minutes": round(run.train_seconds / 60, 1),
         "D loss": last.get("loss_d"), "G loss": last.get("loss_g"), "D(x)": last.get("d_real"), "D(G(z))": last.get("d_fake"),
         "Quality": run.final_metrics.summary(), "Status": run.status, "Saved": run.saved_at,
+        "Pair": run.pair.text() if run.pair else "",
     }
 
 
@@ -66,13 +67,27 @@ else:
                                 "D(G(z))": st.column_config.NumberColumn(format="%.2f")})
     run = explore.run_picker(runs, key="runs_selected", label="Run")
     path = str(run.path)
-    picture, details = st.columns([1, 1.4], gap="large")
-    with picture:
-        st.image(sample_png(path, run.mtime), caption=f"64 samples from {run.name} (seed 0)", width="stretch")
-    with details:
+    partner = pair_partner(run, runs)
+    if partner is not None:  # an A/B pair: both sides' samples (the same z's), A on the left, losses overlaid
+        st.markdown(f"**A/B pair**: this run is side **{run.pair.side}**; the other side is **{partner.name}**.")
+        sides = sorted([run, partner], key=lambda r: r.pair.side)
+        for col, side in zip(st.columns(2, gap="large"), sides):
+            col.image(sample_png(str(side.path), side.mtime), caption=f"{side.pair.side}: 64 samples from {side.name} "
+                      "(seed 0)", width="stretch")
+        histories = [metrics_history(str(side.path), side.mtime) for side in sides]
+        if all(histories):
+            st.plotly_chart(charts.pair_loss_figure(*histories, 260), key="runs_pair_loss", config={"displayModeBar": False})
+        details = st.container()
+    else:
+        if run.pair is not None:
+            st.caption(f"Side {run.pair.side} of an A/B pair; the other side ({run.pair.other}) is not listed here.")
+        picture, details = st.columns([1, 1.4], gap="large")
+        with picture:
+            st.image(sample_png(path, run.mtime), caption=f"64 samples from {run.name} (seed 0)", width="stretch")
         history = metrics_history(path, run.mtime)
         if history:
-            st.plotly_chart(charts.loss_figure(history, 240), key="runs_loss", config={"displayModeBar": False})
+            details.plotly_chart(charts.loss_figure(history, 240), key="runs_loss", config={"displayModeBar": False})
+    with details:
         with st.expander("Settings (config)"):
             st.json(run.config)
         with st.expander("Everything saved with it (metadata)"):

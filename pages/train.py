@@ -14,7 +14,7 @@ st.title("Train", anchor=False)
 st.caption("Choose a preset (or tune it), press **Start**, and watch the counterfeiter (G) learn against the police (D). "
            "Training runs on the server in the background: you can switch pages and come back.")
 
-job = session.current_job()
+job = dashboard.single_run(session.current_job())
 view = job.view() if job else None
 active = view is not None and view.active
 ended_badly = view is not None and view.state in (JobState.FAILED, JobState.DIVERGED)

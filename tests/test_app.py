@@ -408,3 +408,52 @@ def test_the_runs_page_replays_a_run_and_survives_a_corrupt_timeline():
     at.switch_page("pages/latent.py").run()  # opens the run chosen on the Runs page: its final generator
     assert not at.exception and at.image
     assert any("timeline of this run cannot be read" in c.value for c in at.caption)
+
+
+def test_an_ab_pair_from_its_page_trains_both_sides_and_the_runs_page_shows_the_pair(manager):
+    at = open_page("pages/compare.py")
+    for name, value in dict(g_width=16, d_width=16, batch_size=32).items():
+        at.number_input(key=f"ab_{name}").set_value(value)
+    at.run()
+    assert at.selectbox(key="ab_b_loss").value != "bce", "B's changed field starts at a value other than A's"
+    at.selectbox(key="ab_b_loss").set_value("minimax")
+    button(at, "Start A/B").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    pair = session_job(at, manager)
+    assert pair is not None and (pair.a.config.loss, pair.b.config.loss) == ("bce", "minimax")
+    assert pair.a.config.g_width == pair.b.config.g_width == 16
+    assert wait_until(lambda: pair.view().step >= 3 and pair.view().b.latest is not None, 60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("B differs from A in: **loss** 'bce' → 'minimax'" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) >= 4, "both 2D plots and the two overlaid charts"
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["Quantity", "A", "B", "B − A"] and "D(x) on real" in table["Quantity"].tolist()
+
+    button(at, "Stop").click().run()
+    assert wait_until(lambda: not pair.state.active, 30)
+    at.run()
+    assert any("linked as a pair" in s.value for s in at.success)
+    at.switch_page("pages/train.py").run()  # a finished pair does not block a single run
+    assert not at.exception and button(at, "Start").disabled is False
+    at.switch_page("pages/runs.py").run()
+    listed = at.dataframe[0].value
+    pairs = dict(zip(listed["Name"], listed["Pair"]))
+    assert pairs[pair.a.name] == f"A vs {pair.b.name}" and pairs[pair.b.name] == f"B vs {pair.a.name}"
+    at.selectbox(key="runs_selected").set_value(str(pair.b.run_dir)).run()
+    captions = [c for img in at.image for c in img.captions]
+    assert any(c.startswith(f"A: 64 samples from {pair.a.name}") for c in captions), captions
+    assert any(c.startswith(f"B: 64 samples from {pair.b.name}") for c in captions), captions
+
+
+def test_the_lesson_buttons_start_each_lesson_against_its_fix(manager):
+    at = open_page("pages/compare.py")
+    labels = [b.label for b in at.button if " vs " in b.label]
+    assert labels == ["ring8-saturating vs ring8", "ring8-strong-d vs ring8", "mnist-no-smoothing vs mnist-mlp"]
+    button(at, "mnist-no-smoothing vs mnist-mlp").click().run()
+    pair = session_job(at, manager)
+    assert (pair.a.preset, pair.b.preset) == ("mnist-no-smoothing", "mnist-mlp")
+    assert dict((n, (a, b)) for n, a, b in pair.view().differences) == {"dropout": (0.0, 0.3), "label_smoothing": (0.0, 0.1)}
+    at.run()
+    assert all(b.disabled for b in at.button if " vs " in b.label), "one pair at a time"
+    pair.stop()

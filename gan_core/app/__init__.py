@@ -6,6 +6,7 @@ files that call into these modules; all training and image work lives in gan_cor
     sidebar.py    this session's run in the sidebar (and its heartbeat)
     form.py       the preset picker and the training form (every TrainConfig field)
     dashboard.py  the live dashboard pieces, polled with st.fragment(run_every=...)
+    compare.py    the A/B compare page: B's changes, lesson pairs, both sides side by side
     explore.py    picking and loading trained generators for the explorer pages
     charts.py     the plotly figures
 """

@@ -172,3 +172,40 @@ def per_mode_figure(m: LiveMetrics, height: int = 240) -> go.Figure:
                  hovertemplate="mode %{x}: %{y} samples<extra></extra>")]
     return _figure(data, "Good samples per mode", height, x_title="mode", y_title="samples", hovermode="closest",
                    xaxis=dict(type="category"))
+
+
+# --- A/B pairs: both sides in one chart per quantity (A solid, B dashed, same colour per quantity) ---
+PAIR_DASH = {"A": "solid", "B": "dash"}
+PAIR_LEGEND = dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0)  # below: 4-5 entries
+
+
+def _pair_lines(histories: dict[str, dict], quantities: Sequence[tuple[str, str, str]]) -> list[dict]:
+    data = []
+    for side, history in histories.items():
+        steps = _column(history, "step")
+        for column, label, colour in quantities:
+            line = _line(steps, _column(history, column), f"{label} · {side}", colour, width=1.8 if side == "A" else 1.6)
+            line["line"]["dash"] = PAIR_DASH[side]
+            data.append(line)
+    return data
+
+
+def pair_loss_figure(history_a: dict, history_b: dict, height: int = 260) -> go.Figure:
+    """D and G losses of both sides of an A/B pair, overlaid (A solid, B dashed), by training step (the
+    axis is not titled: the legend sits below it)."""
+    data = _pair_lines({"A": history_a, "B": history_b}, [("loss_d", "D", POLICE), ("loss_g", "G", FAKE)])
+    return _figure(data, "Losses: A solid, B dashed", height, x_title="", y_title="loss", legend=PAIR_LEGEND)
+
+
+def pair_scores_figure(history_a: dict, history_b: dict, scale: ScoreScale, height: int = 260) -> go.Figure:
+    """D(x) and D(G(z)) of both sides of an A/B pair, overlaid (A solid, B dashed). `scale` is A's reading
+    of D's output (the page says when B's loss reads it differently)."""
+    data = _pair_lines({"A": history_a, "B": history_b}, [("d_real", "D(x)", REAL), ("d_fake", "D(G(z))", FAKE)])
+    steps = np.concatenate([_column(history_a, "step"), _column(history_b, "step")])
+    if scale.equilibrium is not None and len(steps):
+        data.append(_level(float(steps.min()), float(steps.max()), scale.equilibrium, f"{scale.equilibrium:g}: D can't tell", GREY))
+    title = "Police verdicts: A solid, B dashed"
+    if scale.probability:
+        return _figure(data, title, height, x_title="", y_title="P(real) by D", yaxis=dict(range=[-0.02, 1.02]),
+                       legend=PAIR_LEGEND)
+    return _figure(data, title, height, x_title="", y_title="raw score (not a probability)", legend=PAIR_LEGEND)

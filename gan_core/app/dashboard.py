@@ -9,9 +9,10 @@ from typing import Any, Callable, Optional
 import streamlit as st
 
 from ..config import PRESETS
-from ..live import Job, JobState, JobView
+from ..live import Job, JobState, JobView, PairJob
 from ..live.verdict import score_scale
 from . import charts
+from .nav import page_path
 from .session import current_job, device_text, heartbeat, manager, session_value, set_session_value
 
 POLL_SECONDS = 1.0
@@ -37,6 +38,19 @@ def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, J
     st.markdown(f"### {view.name}")
     job_controls(job, view, key, step_label=step_label)
     return job, view
+
+
+def single_run(job: Optional[Job | PairJob]) -> Optional[Job]:
+    """This session's run for a single-run page (Train, 2D lab). An A/B pair lives on its own page: while it
+    trains, this page says so, links there and stops; a pair that has ended counts as no run."""
+    if not isinstance(job, PairJob):
+        return job
+    if job.state.active:
+        st.info(f"Your A/B pair **{job.name}** is training: watch it on the A/B compare page (stop it there to start "
+                "a single run here).", icon=":material/compare_arrows:")
+        st.page_link(page_path("compare"), label="Open A/B compare", icon=":material/compare_arrows:")
+        st.stop()
+    return None
 
 
 def live_fragment(body: Callable[[], None], active: bool, every: float = POLL_SECONDS, key: str = "") -> None:
@@ -85,16 +99,16 @@ def job_controls(job: Job, view: JobView, key: str, step_label: str = "Step") ->
     in the buttons' callbacks, before the fragment draws its one view of the run."""
     running = view.state == JobState.RUNNING
     paused = view.state == JobState.PAUSED
-    cols = st.columns([1, 1, 1.4, 1, 3])
-    cols[0].button("Pause", key=f"{key}_btn_pause", icon=":material/pause:", disabled=not running, width="stretch",
-                   on_click=_command, args=(job, job.pause, 1.0))
-    cols[1].button("Resume", key=f"{key}_btn_resume", icon=":material/play_arrow:", disabled=not paused,
-                   width="stretch", on_click=_command, args=(job, job.resume, 1.0))
-    cols[2].button(step_label, key=f"{key}_btn_step", icon=":material/skip_next:", disabled=not (running or paused),
-                   help="Exactly one training iteration: D's update(s), then G's update. The run pauses after it.",
-                   width="stretch", on_click=_command, args=(job, job.step_once, 3.0))
-    cols[3].button("Stop", key=f"{key}_btn_stop", icon=":material/stop:", disabled=not view.active, width="stretch",
-                   help="Stop and save the run (it appears under Runs).", on_click=job.stop)
+    with st.container(horizontal=True, vertical_alignment="center"):  # wraps on a narrow screen, never truncates
+        st.button("Pause", key=f"{key}_btn_pause", icon=":material/pause:", disabled=not running, width="content",
+                  on_click=_command, args=(job, job.pause, 1.0))
+        st.button("Resume", key=f"{key}_btn_resume", icon=":material/play_arrow:", disabled=not paused,
+                  width="content", on_click=_command, args=(job, job.resume, 1.0))
+        st.button(step_label, key=f"{key}_btn_step", icon=":material/skip_next:", disabled=not (running or paused),
+                  help="Exactly one training iteration: D's update(s), then G's update. The run pauses after it.",
+                  width="content", on_click=_command, args=(job, job.step_once, 3.0))
+        st.button("Stop", key=f"{key}_btn_stop", icon=":material/stop:", disabled=not view.active, width="content",
+                  help="Stop and save the run (it appears under Runs).", on_click=job.stop)
 
 
 def status_banner(view: JobView) -> None:

@@ -169,3 +169,51 @@ def start_job(preset: str, values: dict[str, Any], start_paused: bool = False) -
         st.error(f"Not started: {exc}", icon=":material/error:")
         return False
     return True
+
+
+# --- the B side of an A/B pair: A's values with the fields the user changes ----------------------------
+FIELD_CHOICES: dict[str, Any] = {"dataset": list(DATASETS), "arch": list(ARCHS), "loss": list(LOSS_NAMES),
+                                 "precision": list(PRECISIONS), "device": list(DEVICES), "image_size": [0, 28, 32, 64],
+                                 "channels": [0, 1, 3]}
+FIELD_FORMATS = {"lr_g": ("%.1e", 1e-4), "lr_d": ("%.1e", 1e-4), "label_smoothing": ("%.2f", 0.05),
+                 "dropout": ("%.2f", 0.05), "ema": ("%.4f", 0.001), "seconds": ("%.0f", 60.0), "gp_weight": ("%.1f", 1.0)}
+
+
+def field_widget(prefix: str, name: str, col: Any, default: Any) -> Any:
+    """One widget for the TrainConfig field `name` (key `<prefix>_<name>`), starting at `default` the first
+    time it is drawn; returns its value."""
+    key = _key(prefix, name)
+    kind = FIELDS[name].type
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if not has_session_value(key):
+        set_session_value(key, float(default) if kind == "float" else default)
+    label, help_text = name.replace("_", " ").capitalize(), field_help(name)
+    if name in FIELD_CHOICES:
+        options = FIELD_CHOICES[name]
+        return col.selectbox(label, options, key=key, help=help_text)
+    if kind == "bool":
+        return col.toggle(label, key=key, help=help_text)
+    if kind in ("int", "float"):
+        fmt, step = FIELD_FORMATS.get(name, (None, None))
+        return col.number_input(label, key=key, help=help_text, format=fmt, step=step)
+    return col.text_input(label, key=key, help=help_text)
+
+
+def start_pair(preset: str, values_a: dict[str, Any], values_b: dict[str, Any], preset_b: str = "",
+               start_paused: bool = False) -> bool:
+    """Validate and submit this session's A/B pair (A: the preset with `values_a`; B: `preset_b`, else the
+    same preset, with `values_b`); shows the error (and starts nothing) if either side is invalid."""
+    preset_b = preset_b or preset
+    config_a, error_a = build_config(preset, values_a)
+    config_b, error_b = build_config(preset_b, values_b)
+    if config_a is None or config_b is None:
+        side, error = ("A", error_a) if config_a is None else ("B", error_b)
+        st.error(f"Not started: side {side}: {error}", icon=":material/error:")
+        return False
+    try:
+        manager().submit_pair(session_id(), config_a, config_b, preset_a=preset, preset_b=preset_b,
+                              start_paused=start_paused)
+    except GanError as exc:
+        st.error(f"Not started: {exc}", icon=":material/error:")
+        return False
+    return True

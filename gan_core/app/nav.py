@@ -26,6 +26,7 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("home", "pages/home.py", "Home", ":material/home:", ""),
     PageInfo("train", "pages/train.py", "Train", ":material/model_training:", "Watch it learn"),
     PageInfo("lab", "pages/lab.py", "2D lab", ":material/scatter_plot:", "Watch it learn"),
+    PageInfo("compare", "pages/compare.py", "A/B compare", ":material/compare_arrows:", "Watch it learn"),
     PageInfo("latent", "pages/latent.py", "Latent explorer", ":material/gesture:", "Explore what it learned"),
     PageInfo("class", "pages/class_control.py", "Class control", ":material/category:", "Explore what it learned"),
     PageInfo("runs", "pages/runs.py", "Runs", ":material/folder_open:", "Explore what it learned"),

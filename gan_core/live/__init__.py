@@ -4,6 +4,7 @@ admission and queue, and what their live views show.
     manager.py   JobManager: admission, queue, reaper; get_manager()
     job.py       Job: commands, state and view() for one session's run
     loop.py      the worker: trainer.step() plus side tasks on their cadences, then save
+    pair.py      PairJob: an A/B pair, two runs in one slot and one thread, stepped in lockstep
     view.py      JobState, JobView and the bounded histories behind the charts
     verdict.py   the police's verdict and how to read D's output for each loss
     lab2d.py     the 2D lab: D's surface and G's gradient pushes
@@ -11,7 +12,8 @@ admission and queue, and what their live views show.
 """
 
 from .job import Job, JobSettings
+from .pair import PairJob, PairView
 from .manager import JobManager, cpu_cores, get_manager, set_manager
 from .view import JobState, JobView
 
-__all__ = ["Job", "JobSettings", "JobManager", "JobState", "JobView", "cpu_cores", "get_manager", "set_manager"]
+__all__ = ["Job", "JobSettings", "JobManager", "PairJob", "PairView", "JobState", "JobView", "cpu_cores", "get_manager", "set_manager"]

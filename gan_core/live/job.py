@@ -59,33 +59,27 @@ class Command:
     speed: float = 0.0
 
 
-class Job:
-    """One training run of one session. Commands are thread-safe; `view()` never blocks for long."""
+class Controls:
+    """The commands a page sends to a training job and the worker's side of them (`next_command`): shared
+    by a `Job` and an A/B pair (pair.py), which hold one worker thread each. Subclasses call
+    `_init_controls` and say how their state is shown (`_shown_state`, `_set_state`)."""
 
-    def __init__(self, host: JobHost, session: str, config: TrainConfig, run_dir: Path, preset: str = "",
-                 start_paused: bool = False, trainer_factory: Optional[TrainerFactory] = None):
-        self.host = host
-        self.id = uuid.uuid4().hex[:12]
-        self.session = session
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.name = self.run_dir.name
-        self.preset = preset
-        self.spec = DATASETS[config.dataset]
-        self.trainer_factory: TrainerFactory = trainer_factory or Trainer
+    host: "JobHost"
+
+    def _init_controls(self, cond: threading.Condition, start_paused: bool) -> None:
         self.last_seen = time.monotonic()
-        self._cond = threading.Condition()
+        self._cond = cond
         self._thread: Optional[threading.Thread] = None
         self._paused, self._stop, self._stop_reason = start_paused, False, ""
         self._pending_steps, self._speed, self._last_step = 0, 0.0, 0.0
-        self._progress = Progress()
-        self._version = 0
-        self._history = RecordHistory(cap=host.settings.history_cap)
-        self._snapshots = SnapshotHistory(cap=host.settings.snapshot_cap, every_seconds=host.settings.view_seconds)
-        self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)  # (time, images so far)
-        self._images = 0
 
-    # --- commands (from pages) -------------------------------------------------------------
+    def _shown_state(self) -> JobState:
+        raise NotImplementedError
+
+    def _set_state(self, state: JobState, message: str) -> None:
+        """Show `state` (called under the lock)."""
+        raise NotImplementedError
+
     def pause(self) -> None:
         """Pause after the current step."""
         with self._cond:
@@ -134,6 +128,68 @@ class Job:
             return not thread.is_alive()
         return True
 
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        """The worker thread (None while queued)."""
+        return self._thread
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once `stop()` was called."""
+        return self._stop
+
+    def next_command(self) -> Command:
+        """Block until the worker may act: a stop (asked for, or the tab was closed) or one step. Marks the
+        job paused while it waits, running when it goes on; slow motion waits between steps here."""
+        with self._cond:
+            while True:
+                if self._stop:
+                    return Command(stop=True, reason=self._stop_reason)
+                if self.host.expired(self):
+                    return Command(stop=True, reason="stopped: the browser tab was closed (no heartbeat)")
+                single = self._pending_steps > 0
+                if single or not self._paused:
+                    wait = self._last_step + 1.0 / self._speed - time.monotonic() if self._speed and not single else 0
+                    if wait <= 0:
+                        break
+                else:
+                    if self._shown_state() != JobState.PAUSED:
+                        self._set_state(JobState.PAUSED, "paused")
+                    wait = 0.5
+                self._cond.wait(wait)
+            if single:
+                self._pending_steps -= 1
+            elif self._shown_state() != JobState.RUNNING:
+                self._set_state(JobState.RUNNING, "training")
+            self._last_step = time.monotonic()
+            return Command(single=single, speed=self._speed)
+
+
+class Job(Controls):
+    """One training run of one session. Commands are thread-safe; `view()` never blocks for long."""
+
+    def __init__(self, host: JobHost, session: str, config: TrainConfig, run_dir: Path, preset: str = "",
+                 start_paused: bool = False, trainer_factory: Optional[TrainerFactory] = None,
+                 lock: Optional[threading.Condition] = None):
+        """`lock`: a condition shared with other jobs (the two sides of an A/B pair share their pair's)."""
+        self.host = host
+        self.id = uuid.uuid4().hex[:12]
+        self.session = session
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.name = self.run_dir.name
+        self.preset = preset
+        self.spec = DATASETS[config.dataset]
+        self.trainer_factory: TrainerFactory = trainer_factory or Trainer
+        self._init_controls(lock or threading.Condition(), start_paused)
+        self.pair: Optional[dict[str, str]] = None  # {"id", "side", "other"} for a side of an A/B pair (pair.py)
+        self._progress = Progress()
+        self._version = 0
+        self._history = RecordHistory(cap=host.settings.history_cap)
+        self._snapshots = SnapshotHistory(cap=host.settings.snapshot_cap, every_seconds=host.settings.view_seconds)
+        self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)  # (time, images so far)
+        self._images = 0
+
     def wait_for_view(self, version: int, timeout: float = 2.0) -> bool:
         """Wait until the view has changed since `version` (e.g. a requested step is shown) or the job ended."""
         deadline = time.monotonic() + timeout
@@ -151,14 +207,9 @@ class Job:
         return self._progress.state
 
     @property
-    def thread(self) -> Optional[threading.Thread]:
-        """The worker thread (None while queued)."""
-        return self._thread
-
-    @property
-    def stop_requested(self) -> bool:
-        """True once `stop()` was called."""
-        return self._stop
+    def run_dirs(self) -> tuple[Path, ...]:
+        """The run folders this job writes (one; a pair has two)."""
+        return (self.run_dir,)
 
     @property
     def metrics(self) -> Optional[LiveMetrics]:
@@ -226,31 +277,8 @@ class Job:
             self._rate_window.append((time.monotonic(), self._images))
             self._progress.step, self._progress.train_seconds = rec.step, rec.seconds
 
-    def next_command(self) -> Command:
-        """Block until the worker may act: a stop (asked for, or the tab was closed) or one step. Marks the
-        job paused while it waits, running when it goes on; slow motion waits between steps here."""
-        with self._cond:
-            while True:
-                if self._stop:
-                    return Command(stop=True, reason=self._stop_reason)
-                if self.host.expired(self):
-                    return Command(stop=True, reason="stopped: the browser tab was closed (no heartbeat)")
-                single = self._pending_steps > 0
-                if single or not self._paused:
-                    wait = self._last_step + 1.0 / self._speed - time.monotonic() if self._speed and not single else 0
-                    if wait <= 0:
-                        break
-                else:
-                    if self._progress.state != JobState.PAUSED:
-                        self._set_state(JobState.PAUSED, "paused")
-                    wait = 0.5
-                self._cond.wait(wait)
-            if single:
-                self._pending_steps -= 1
-            elif self._progress.state != JobState.RUNNING:
-                self._set_state(JobState.RUNNING, "training")
-            self._last_step = time.monotonic()
-            return Command(single=single, speed=self._speed)
+    def _shown_state(self) -> JobState:
+        return self._progress.state
 
     def _set_state(self, state: JobState, message: str) -> None:
         self._progress.state, self._progress.message = state, message
@@ -264,11 +292,17 @@ class Job:
         final = self.metrics.final().to_meta() if self.metrics is not None else {}
         if final:
             meta["final_metrics"] = final
+        if self.pair:
+            meta["pair"] = dict(self.pair)
         return meta
 
     # --- life cycle (from the manager and the worker) ----------------------------------------
-    def start(self, worker: Callable[["Job"], None]) -> None:
-        """Start `worker(job)` in the job's thread (the manager calls this when a slot is free)."""
+    def start(self, worker: Optional[Callable[["Job"], None]] = None) -> None:
+        """Start `worker(job)` (default: loop.run_job) in the job's thread (the manager calls this when a
+        slot is free)."""
+        if worker is None:
+            from .loop import run_job  # loop imports this module
+            worker = run_job
         with self._cond:
             if self._stop:
                 return

@@ -20,7 +20,7 @@ from ..images import png, sample_picture
 from ..paths import data_cache_dir
 from ..runner import RunWriter
 from ..trainer import GRID_COLUMNS, Diverged, Trainer
-from .job import Job, folder_bytes
+from .job import Command, Job, folder_bytes
 from .lab2d import LabView, lab_view, split_step
 from .quality import measure, with_collapse_warning
 from .verdict import police_verdict
@@ -48,20 +48,25 @@ def run_job(job: Job) -> None:
         writer = RunWriter(trainer, job.run_dir, checkpoint_seconds=0)
         save(job, writer, "running")  # a loadable checkpoint exists from the start
         final, message = TrainingLoop(job, trainer, writer).run()
-    except Diverged as exc:
-        final, error_kind = JobState.DIVERGED, "diverged"
-        step = job.saved_step
-        kept = f"the last good checkpoint (step {step:,}) is kept" if step is not None else "nothing was saved"
-        message = f"{exc}. Training stopped; {kept}."
-    except DataUnavailable as exc:
-        final, message, error_kind = JobState.FAILED, str(exc), "data"
-    except GanError as exc:
-        final, message, error_kind = JobState.FAILED, str(exc), "error"
-    except Exception as exc:  # a bug: keep the app alive and say what happened
-        log.exception("training job %s crashed", job.id)
-        final, message, error_kind = JobState.FAILED, f"training crashed: {type(exc).__name__}: {exc}", "error"
+    except Exception as exc:
+        final, message, error_kind = outcome(job, exc)
     finally:
         finish(job, trainer, writer, final, message, error_kind)
+
+
+def outcome(job: Job, exc: Exception) -> tuple[JobState, str, str]:
+    """How a job ends after `exc`: (final state, message, error kind). A bug is logged, never raised:
+    the app stays alive and says what happened."""
+    if isinstance(exc, Diverged):
+        step = job.saved_step
+        kept = f"the last good checkpoint (step {step:,}) is kept" if step is not None else "nothing was saved"
+        return JobState.DIVERGED, f"{exc}. Training stopped; {kept}.", "diverged"
+    if isinstance(exc, DataUnavailable):
+        return JobState.FAILED, str(exc), "data"
+    if isinstance(exc, GanError):
+        return JobState.FAILED, str(exc), "error"
+    log.error("training job %s crashed", job.id, exc_info=exc)
+    return JobState.FAILED, f"training crashed: {type(exc).__name__}: {exc}", "error"
 
 
 def load_trainer(job: Job) -> Optional[Trainer]:
@@ -112,33 +117,45 @@ class TrainingLoop:
 
     def run(self) -> tuple[JobState, str]:
         """Train until stopped or the budget is used up; returns the final state and its message."""
-        trainer = self.trainer
         self.view.run(0)
         while True:
             command = self.job.next_command()
             if command.stop:
-                return JobState.STOPPED, command.reason or f"stopped at step {trainer.step_count:,}"
-            if trainer.budget_reached():
-                c = trainer.config
-                budget = f"{c.steps:,} steps" if c.steps and trainer.step_count >= c.steps else f"{c.seconds:g} s"
-                return JobState.FINISHED, f"finished: reached the budget of {budget}"
-            if command.single and self.job.spec.kind == "points":
-                rec, self.frames = split_step(trainer)
-            else:
-                rec, self.frames = trainer.step(), None
-            try:
-                self.writer.record(rec)
-            except GanError as exc:  # metrics.csv or a grid could not be written: say so, train on
-                self.job.update(storage_problem=str(exc))
-            self.job.record(rec)
-            step = trainer.step_count
-            if command.single or command.speed:  # every step is shown in slow motion
-                self.view.run(step)
-            else:
-                self.view.run_if_due(step)
-            for task in self.tasks:
-                if not (command.single and task.name == "metrics"):
-                    task.run_if_due(step)
+                return JobState.STOPPED, command.reason or f"stopped at step {self.trainer.step_count:,}"
+            ended = self.budget_end()
+            if ended is not None:
+                return ended
+            self.advance(command)
+
+    def budget_end(self) -> Optional[tuple[JobState, str]]:
+        """(FINISHED, why) once the trainer's step or time budget is used up, else None."""
+        trainer = self.trainer
+        if not trainer.budget_reached():
+            return None
+        c = trainer.config
+        budget = f"{c.steps:,} steps" if c.steps and trainer.step_count >= c.steps else f"{c.seconds:g} s"
+        return JobState.FINISHED, f"finished: reached the budget of {budget}"
+
+    def advance(self, command: Command) -> None:
+        """One training step, recorded, then the side tasks that are due."""
+        trainer = self.trainer
+        if command.single and self.job.spec.kind == "points":
+            rec, self.frames = split_step(trainer)
+        else:
+            rec, self.frames = trainer.step(), None
+        try:
+            self.writer.record(rec)
+        except GanError as exc:  # metrics.csv or a grid could not be written: say so, train on
+            self.job.update(storage_problem=str(exc))
+        self.job.record(rec)
+        step = trainer.step_count
+        if command.single or command.speed:  # every step is shown in slow motion
+            self.view.run(step)
+        else:
+            self.view.run_if_due(step)
+        for task in self.tasks:
+            if not (command.single and task.name == "metrics"):
+                task.run_if_due(step)
 
     def refresh(self) -> None:
         """Recompute the sample grid / 2D lab and the police's verdict."""

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Union
 
 import torch
 
@@ -26,7 +26,7 @@ from ..errors import GanError
 from ..paths import runs_dir
 from ..runs import new_run_dir, recover_runs_folder
 from .job import Job, JobSettings, TrainerFactory
-from .loop import run_job
+from .pair import PairJob
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ class JobManager:
         self._root = Path(root) if root is not None else None
         self.reaper_interval = reaper_interval or max(0.5, min(10.0, self.session_timeout / 4))
         self._lock = threading.RLock()
-        self._by_session: dict[str, Job] = {}
-        self._queue: list[Job] = []
-        self._running: set[Job] = set()
+        self._by_session: dict[str, Union[Job, PairJob]] = {}
+        self._queue: list[Union[Job, PairJob]] = []
+        self._running: set[Union[Job, PairJob]] = set()
         self._reaper: Optional[threading.Thread] = None
         self._closing = threading.Event()
 
@@ -112,30 +112,55 @@ class JobManager:
         return self._root if self._root is not None else runs_dir()
 
     # --- sessions and jobs (the pages' side) -------------------------------------------------
-    def submit(self, session: str, config: TrainConfig, *, name: str = "", preset: str = "",
-               start_paused: bool = False, trainer_factory: Optional[TrainerFactory] = None) -> Job:
-        """Validate `config` and queue a job for `session` (which must not have an active one)."""
+    def _checked(self, config: TrainConfig, share: int = 1) -> TrainConfig:
+        """`config` validated for this server: device, data folder, and memory (a `share` of one run's budget)."""
         config = config.validate()
         resolve_device(config.device)  # an absent GPU is a ConfigError now, not in the worker
         check_data_folder(config)
         spec = DATASETS[config.dataset]
         side = config.image_size or 28
         shape = spec.shape or (config.channels or 3, side, side)  # folders decide at load time: an estimate
-        check_run_budget(config, shape, default_run_budget_bytes(self.max_jobs), len(spec.class_names) or 10)
+        check_run_budget(config, shape, default_run_budget_bytes(self.max_jobs) // share, len(spec.class_names) or 10)
+        return config
+
+    def submit(self, session: str, config: TrainConfig, *, name: str = "", preset: str = "",
+               start_paused: bool = False, trainer_factory: Optional[TrainerFactory] = None) -> Job:
+        """Validate `config` and queue a job for `session` (which must not have an active one)."""
+        config = self._checked(config)
         with self._lock:
-            current = self._by_session.get(session)
-            if current is not None and current.state.active:
-                raise GanError("this session already has a run in progress: stop it first")
+            self._check_free(session)
             run_dir = new_run_dir(name or preset or config.dataset, self.root)
             job = Job(self, session, config, run_dir, preset, start_paused, trainer_factory)
-            self._by_session[session] = job
-            self._queue.append(job)
-            self._schedule()
-            self._ensure_reaper()
+            return self._enqueue(session, job)
+
+    def submit_pair(self, session: str, config_a: TrainConfig, config_b: TrainConfig, *, preset_a: str = "",
+                    preset_b: str = "", start_paused: bool = False,
+                    trainer_factory: Optional[TrainerFactory] = None) -> PairJob:
+        """Validate both configs and queue an A/B pair for `session`: ONE job in the queue and in the slots,
+        whose thread steps both runs in turn (see pair.py). Each side may use half a run's memory."""
+        config_a, config_b = self._checked(config_a, share=2), self._checked(config_b, share=2)
+        with self._lock:
+            self._check_free(session)
+            dirs = [new_run_dir(f"{preset or config.dataset}-{side}", self.root)
+                    for preset, config, side in ((preset_a, config_a, "A"), (preset_b, config_b, "B"))]
+            pair = PairJob(self, session, config_a, config_b, dirs[0], dirs[1], preset_a, preset_b, start_paused,
+                           trainer_factory)
+            return self._enqueue(session, pair)
+
+    def _check_free(self, session: str) -> None:
+        current = self._by_session.get(session)
+        if current is not None and current.state.active:
+            raise GanError("this session already has a run in progress: stop it first")
+
+    def _enqueue(self, session: str, job: Any) -> Any:
+        self._by_session[session] = job
+        self._queue.append(job)
+        self._schedule()
+        self._ensure_reaper()
         return job
 
-    def job_for(self, session: str) -> Optional[Job]:
-        """The session's current (or last) job, if any. Sessions never see each other's jobs."""
+    def job_for(self, session: str) -> Optional[Union[Job, PairJob]]:
+        """The session's current (or last) job or A/B pair, if any. Sessions never see each other's jobs."""
         with self._lock:
             return self._by_session.get(session)
 
@@ -153,7 +178,7 @@ class JobManager:
     def active_run_dirs(self) -> set[Path]:
         """Run folders being written right now (not to be renamed or deleted)."""
         with self._lock:
-            return {j.run_dir for j in self._by_session.values() if j.state.active}
+            return {d for j in self._by_session.values() if j.state.active for d in j.run_dirs}
 
     # --- the jobs' side (JobHost) --------------------------------------------------------------
     def expired(self, job: Job) -> bool:
@@ -195,7 +220,7 @@ class JobManager:
                     job.cancel("stopped before it started: the browser tab was closed")
                     continue
                 self._running.add(job)
-                job.start(run_job)
+                job.start()
 
     # --- the reaper ------------------------------------------------------------------------------
     def reap(self) -> list[Job]:

@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 import pytest
 from browser_utils import assert_no_crash, new_app_page
+from gan_test_utils import wait_until
 
 from gan_core.app.nav import PAGES
 
@@ -228,3 +229,46 @@ def test_a_replay_downloaded_from_the_runs_page_is_a_multi_frame_gif(page, app_u
         gif.seek(gif.n_frames - 1)  # the last frame decodes too
     assert info.value.suggested_filename == f"{run}-replay.gif"
     screenshot(page, screenshots, "runs-replay")
+
+
+def side_step(page, side: str) -> int:
+    """The step shown above one side's picture ('A · preset · step N')."""
+    text = page.locator("p", has_text=re.compile(rf"^{side} · ")).first.inner_text()
+    match = re.search(r"step ([\d,]+)", text)
+    return int(match.group(1).replace(",", "")) if match else -1
+
+
+def legend_of(plot) -> str:
+    """The legend entries of a plotly chart (SVG text), joined."""
+    return " ".join(plot.locator(".legendtext").evaluate_all("els => els.map(e => e.textContent)"))
+
+
+def test_an_ab_pair_started_and_stopped_from_its_page(page, app_url, screenshots):
+    open_app(page, app_url, "compare", "A/B compare")
+    page.get_by_role("button", name="ring8-saturating vs ring8").click()
+    page.locator("h3", has_text=" vs ring8-B-").first.wait_for()
+    plots = page.locator(".js-plotly-plot")
+    plots.nth(3).wait_for(timeout=90_000)  # A's and B's 2D plots, the overlaid losses and verdicts
+    losses = page.locator(".js-plotly-plot", has_text="Losses: A solid, B dashed").first
+    losses.wait_for()
+    legend = legend_of(losses)
+    assert all(name in legend for name in ("D · A", "G · A", "D · B", "G · B")), legend
+    verdicts = legend_of(page.locator(".js-plotly-plot", has_text="Police verdicts: A solid").first)
+    assert "D(x) · A" in verdicts and "D(G(z)) · B" in verdicts, verdicts
+    page.get_by_text("B differs from A in:").first.wait_for()
+    page.locator("p", has_text=re.compile(r"^A · ring8-saturating")).first.wait_for()
+    page.locator("p", has_text=re.compile(r"^B · ring8 ")).first.wait_for()
+    assert wait_until(lambda: min(side_step(page, "A"), side_step(page, "B")) > 150, 90, every=0.5), "both sides train"
+    assert page.locator(".js-plotly-plot", has_text="generated (fakes)").count() == 2, "A's and B's 2D plots"
+    page.locator("[data-testid=stDataFrame]").first.wait_for()  # the table of both sides' numbers
+    screenshot(page, screenshots, "ab-ring8-saturating-vs-ring8")
+    page.set_viewport_size({"width": 1024, "height": 768})  # the projector: nothing may be truncated
+    time.sleep(1.5)
+    page.screenshot(path=str(screenshots / "ab-1024x768.png"))
+    screenshot(page, screenshots, "ab-1024-full")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    stop_and_wait_saved(page)
+    page.get_by_text("linked as a pair").first.wait_for()
+    assert page.get_by_role("button", name="Start A/B").is_enabled()
+    assert_no_crash(page)
+
