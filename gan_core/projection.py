@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from .errors import EvaluatorError, GanError
+from .errors import EvaluatorError, ImageError
 from .evaluator import Evaluator, evaluator_key, has_evaluator, load_evaluator
 from .generator import Generator
 from .uploads import IMAGE_SUFFIXES
@@ -46,10 +46,6 @@ SCREEN_SHARE = 0.2  # ...for this share of the steps; then the best RESTARTS (cl
 LEARNING_RATE = 0.1
 
 Progress = Callable[[float, float], None]  # (fraction done, best distance so far)
-
-
-class ImageError(GanError):
-    """A drawn or uploaded picture cannot be used: not an image, too big, the wrong shape, or empty."""
 
 
 @dataclass(frozen=True)
@@ -276,7 +272,7 @@ class _Search:
                 optimiser.step()
                 self.done += 1
                 if self.progress is not None and (self.done % self.report_every == 0 or self.done == self.total):
-                    self.progress(min(1.0, self.done / self.total), float(distance.min()))
+                    self.progress(min(1.0, self.done / self.total), float(distance.detach().min()))
         with torch.no_grad():
             final = self.loss(self.net(z, labels))
         self.z = z.detach().cpu()
