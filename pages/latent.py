@@ -98,7 +98,7 @@ with left:
     with explore.Timer() as timer:
         t = torch.tensor([[position]])
         image = images.single_image(render(path_z(ends, mode, t), t, classes)[0], side=280)
-    st.image(image, caption=f"t = {position:.2f}", width=280)
+    st.image(image, caption=f"t = {position:.2f}", width="stretch")
     st.caption(f"Rendered in {timer.ms:.0f} ms on {session.device_text()}.")
 with right:
     st.markdown("**The whole path**, from z₀ (left) to z₁ (right)")

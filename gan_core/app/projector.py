@@ -17,8 +17,8 @@ from ..uploads import IMAGE_SUFFIXES
 from .explore import LoadedRun
 from .session import device_text, session_value, set_session_value
 
-CANVAS_SIDE = 280
-STROKE = 22  # canvas pixels: about 2 px at 28x28, MNIST's stroke width
+CANVAS_SIDE = 224  # 8x MNIST's 28 px; fits beside the two results on a 1024 px screen
+STROKE = 18  # canvas pixels: about 2 px at 28x28, MNIST's stroke width
 FOUND_KEY = "latent_found"  # the walk's two ends: None (a random seed) or a projected point
 
 
@@ -78,7 +78,7 @@ def projection_panel(loaded: LoadedRun, path: str, class_keys: tuple[str, str]) 
                "the z whose drawing is closest to yours: a few hundred gradient steps from several random starts"
                + (", trying every class" if generator.num_classes else "") + ".")
     source = st.radio("Source", ["Draw", "Upload"], horizontal=True, key="latent_source", label_visibility="collapsed")
-    left, middle, right = st.columns([1.3, 1, 1.4], gap="medium")
+    left, middle, right = st.columns([1.5, 1, 1.4], gap="small")
     with left:
         try:
             target_input = _target(source)
@@ -91,7 +91,7 @@ def projection_panel(loaded: LoadedRun, path: str, class_keys: tuple[str, str]) 
         if digit is None:
             st.info("Nothing to project yet." if source == "Draw" else "Upload a picture.", icon=":material/draw:")
             return
-        st.image(images.single_image(digit, side=168), caption="Your digit, 28x28 as MNIST", width=168)
+        st.image(images.single_image(digit, side=140), caption="Your digit, 28x28 as MNIST", width=140)
         pressed = st.button("Project", type="primary", icon=":material/search:", key="latent_project")
     key = (path, hash(digit.numpy().tobytes()))
     with right:
@@ -107,7 +107,7 @@ def projection_panel(loaded: LoadedRun, path: str, class_keys: tuple[str, str]) 
         if found is None:
             st.caption("Press **Project** to find it.")
             return
-        st.image(images.single_image(found.image, side=168), caption="G's closest drawing", width=168)
+        st.image(images.single_image(found.image, side=140), caption="G's closest drawing", width=140)
         st.metric("Distance", f"{found.distance:.3f}", help="Pixel mean squared error plus the distance between the "
                   "bundled MNIST classifier's features of the two images (0 = identical).")
         st.caption(_found_text(found, generator.class_names))
