@@ -142,7 +142,7 @@ def test_draw_a_digit_project_it_and_walk_from_it(page, app_url, screenshots):
     strip = page.locator("[data-testid=stImage] img").nth(1)
     before = strip.get_attribute("src")
     page.get_by_role("button", name="Project").click()
-    page.get_by_text("G's closest drawing").wait_for(timeout=180_000)
+    page.get_by_text("G's closest drawing").wait_for(timeout=300_000)  # seconds on an idle CPU
     metric = page.locator("[data-testid=stMetric]:has-text('Distance') [data-testid=stMetricValue]").first
     distance = float(metric.inner_text())
     assert 0 < distance < 1, distance
