@@ -113,7 +113,7 @@ def test_latent_slider_changes_the_image(page, app_url, screenshots):
     print(f"\nlatent slider: image updated {latency * 1000:.0f} ms after the key press")
     assert image.get_attribute("src") != before
     assert page.get_by_text("t = 1.00").count() == 1
-    assert page.get_by_role("button", name="Download the walk (GIF)").is_visible()
+    page.get_by_role("button", name="Download the walk (GIF)").wait_for(timeout=15_000)  # the rerun may still be drawing
     screenshot(page, screenshots, "latent-explorer")
 
 
