@@ -22,3 +22,7 @@ class CheckpointError(GanError):
 
 class EvaluatorError(GanError):
     """The bundled evaluator (metrics) file is missing, corrupt or does not match its checksum."""
+
+
+class ImageError(GanError):
+    """A drawn or uploaded picture cannot be used: not an image, too big, far from square, or empty."""

@@ -12,6 +12,7 @@ from .errors import GanError
 from .runs import check_name, new_run_dir
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib", ".npy", ".npz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")  # pictures (gan_core.projection reads them)
 
 
 def refusal_reason(filename: str) -> Optional[str]:
@@ -22,7 +23,7 @@ def refusal_reason(filename: str) -> Optional[str]:
     if suffix in PICKLE_SUFFIXES:
         return (f"{filename}: refused. {suffix} files are Python pickles, which can run code when opened, so they are "
                 f"never loaded here; upload the run's {WEIGHTS_FILE} (safetensors) instead")
-    if suffix in (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"):
+    if suffix in IMAGE_SUFFIXES:
         return f"{filename}: refused. This is an image, not a checkpoint; upload a run's {WEIGHTS_FILE}"
     return f"{filename}: refused. Only a {WEIGHTS_FILE} checkpoint (and optionally its {CONFIG_FILE}) can be uploaded"
 

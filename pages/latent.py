@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from gan_core import images
-from gan_core.app import explore, nav, session
+from gan_core.app import explore, nav, projector, session
 from gan_core.conditional import class_embeddings, sample_with_embedding
 from gan_core.images import grid_image
 from gan_core.latent import INTERPOLATIONS
@@ -35,10 +35,13 @@ seeds = session.session_value("latent_seeds", lambda: [1, 2])
 c1, c2, c3, c4 = st.columns([1, 1, 1, 2.2], vertical_alignment="bottom")
 if c1.button("New start", icon=":material/casino:", width="stretch", help="Draw a new random start point z₀."):
     seeds[0] = random.randrange(1_000_000)
+    projector.forget_end(0)
 if c2.button("New end", icon=":material/casino:", width="stretch", help="Draw a new random end point z₁."):
     seeds[1] = random.randrange(1_000_000)
+    projector.forget_end(1)
 if c3.button("Swap", icon=":material/swap_horiz:", width="stretch"):
     seeds.reverse()
+    projector.swap_ends()
 mode = c4.radio("Path", list(INTERPOLATIONS), horizontal=True, key="latent_mode",
                 help="slerp follows the sphere where Gaussian z's live (their length stays typical); lerp takes the "
                      "straight line, which dips through the unusual short vectors near the centre.")
@@ -55,9 +58,10 @@ if generator.num_classes:
 position = st.slider("Position between z₀ and z₁", 0.0, 1.0, 0.5, 0.01, key="latent_t")
 
 
-def path_z(seeds: tuple[int, int], mode: str, t: torch.Tensor) -> torch.Tensor:
-    """Latent vectors at positions t (K, 1) on the path between the two seeds' z."""
-    z0, z1 = (explore.latent(generator.config.z_dim, s).view(1, -1) for s in seeds)
+def path_z(ends: tuple, mode: str, t: torch.Tensor) -> torch.Tensor:
+    """Latent vectors at positions t (K, 1) on the path between the two ends (a seed, or a projected z)."""
+    z0, z1 = (explore.latent(generator.config.z_dim, e) if isinstance(e, int) else torch.tensor(e) for e in ends)
+    z0, z1 = z0.view(1, -1), z1.view(1, -1)
     return INTERPOLATIONS[mode](z0, z1, t)
 
 
@@ -73,27 +77,28 @@ def render(z: torch.Tensor, t: torch.Tensor, classes):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def strip_png(path: str, mtime: float, step: int, seeds: tuple[int, int], mode: str, classes) -> bytes:
+def strip_png(path: str, mtime: float, step: int, seeds: tuple, mode: str, classes) -> bytes:
     """The whole path as one row of frames."""
     t = torch.linspace(0, 1, STRIP_FRAMES).unsqueeze(1)
     return images.png(grid_image(render(path_z(seeds, mode, t), t, classes), nrow=STRIP_FRAMES, scale=3))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def walk_gif(path: str, mtime: float, step: int, seeds: tuple[int, int], mode: str, classes) -> bytes:
+def walk_gif(path: str, mtime: float, step: int, seeds: tuple, mode: str, classes) -> bytes:
     """The walk there and back as a looping GIF."""
     t = torch.linspace(0, 1, GIF_FRAMES).unsqueeze(1)
     frames = [images.single_image(x, side=196) for x in render(path_z(seeds, mode, t), t, classes)]
     return images.gif(frames + frames[-2:0:-1])
 
 
-key = (str(run.path), run.mtime, step, tuple(seeds), mode, classes)
+ends = projector.walk_ends(seeds, str(run.path))
+key = (str(run.path), run.mtime, step, ends, mode, classes)
 left, right = st.columns([1, 2], gap="large")
 with left:
     with explore.Timer() as timer:
         t = torch.tensor([[position]])
-        image = images.single_image(render(path_z(tuple(seeds), mode, t), t, classes)[0], side=280)
-    st.image(image, caption=f"t = {position:.2f}", width=280)
+        image = images.single_image(render(path_z(ends, mode, t), t, classes)[0], side=280)
+    st.image(image, caption=f"t = {position:.2f}", width="stretch")
     st.caption(f"Rendered in {timer.ms:.0f} ms on {session.device_text()}.")
 with right:
     st.markdown("**The whole path**, from z₀ (left) to z₁ (right)")
@@ -104,4 +109,8 @@ with right:
     st.download_button("Download the walk (GIF)", animation, file_name=f"{run.name}-walk-{seeds[0]}-{seeds[1]}.gif",
                        mime="image/gif", icon=":material/download:")
 st.caption(f"Generator: **{run.name}**, {run.dataset}, {'final, ' if step == run.step else ''}after {step:,} steps of "
-           f"training. z₀ seed {seeds[0]}, z₁ seed {seeds[1]}, z has {generator.config.z_dim} dimensions.")
+           f"training. z₀: {projector.end_text(ends[0], seeds[0])}, z₁: {projector.end_text(ends[1], seeds[1])}, "
+           f"z has {generator.config.z_dim} dimensions.")
+
+st.divider()
+projector.projection_panel(loaded, str(run.path), ("latent_class_start", "latent_class_end"))

@@ -116,8 +116,46 @@ def test_latent_slider_changes_the_image(page, app_url, screenshots):
     print(f"\nlatent slider: image updated {latency * 1000:.0f} ms after the key press")
     assert image.get_attribute("src") != before
     assert page.get_by_text("t = 1.00").count() == 1
-    assert page.get_by_role("button", name="Download the walk (GIF)").is_visible()
+    page.get_by_role("button", name="Download the walk (GIF)").wait_for(timeout=15_000)  # the rerun may still be drawing
     screenshot(page, screenshots, "latent-explorer")
+
+
+def draw_strokes(page, canvas, strokes) -> None:
+    """Draw with the mouse on a canvas: each stroke is a list of (x, y) points in 0..1 of its size."""
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            for i in range(1, 9):  # small moves, as a hand makes them
+                page.mouse.move(x0 + (x1 - x0) * i / 8, y0 + (y1 - y0) * i / 8)
+        page.mouse.up()
+        time.sleep(0.3)
+
+
+def test_draw_a_digit_project_it_and_walk_from_it(page, app_url, screenshots):
+    open_app(page, app_url, "latent", "Latent explorer")
+    page.get_by_text("Draw a digit, find it in latent space").wait_for()
+    page.get_by_text("Nothing to project yet.").wait_for()
+    canvas = page.locator("canvas.upper-canvas").first  # Fabric.js's event layer in the component
+    draw_strokes(page, canvas, [[(0.3, 0.2), (0.72, 0.2), (0.45, 0.85)], [(0.4, 0.52), (0.65, 0.52)]])  # a 7
+    page.get_by_text("Your digit, 28x28 as MNIST").wait_for(timeout=30_000)
+    strip = page.locator("[data-testid=stImage] img").nth(1)
+    before = strip.get_attribute("src")
+    page.get_by_role("button", name="Project").click()
+    page.get_by_text("G's closest drawing").wait_for(timeout=300_000)  # seconds on an idle CPU
+    metric = page.locator("[data-testid=stMetric]:has-text('Distance') [data-testid=stMetricValue]").first
+    distance = float(metric.inner_text())
+    assert 0 < distance < 1, distance
+    assert page.get_by_text(re.compile(r"pixels differ by [0-9.]+% on average")).count() == 1
+    screenshot(page, screenshots, "latent-projection")
+    page.get_by_role("button", name="Walk from it (z₀)").click()
+    page.get_by_text("z₀: your drawing").wait_for(timeout=30_000)
+    page.wait_for_function("([el, old]) => el.getAttribute('src') !== old", arg=[strip.element_handle(), before],
+                           timeout=30_000)
+    assert page.locator("[data-testid=stException]").count() == 0
 
 
 def stop_and_wait_saved(page) -> None:
