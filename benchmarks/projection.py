@@ -31,6 +31,9 @@ from gan_core.generator import load_generator  # noqa: E402
 from gan_core.paths import ASSETS_DIR, PROJECT_ROOT  # noqa: E402
 from gan_core.projection import RESTARTS, STEPS, project  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import cpu_model  # noqa: E402
+
 DEFAULT_RAW = PROJECT_ROOT.parent / "shared" / "datasets" / "MNIST" / "raw"
 
 
@@ -46,17 +49,6 @@ def test_digits(raw: Path, n: int) -> tuple[np.ndarray, np.ndarray, str]:
     return data["images"][picks], data["labels"][picks], f"{n} digits of the bundled 5k training subset"
 
 
-def cpu_name() -> str:
-    """The processor's model name (Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--digits", type=int, default=20)
@@ -68,7 +60,7 @@ def main() -> None:
     images, labels, source = test_digits(args.mnist_raw, args.digits)
     evaluator = load_evaluator("mnist")
     device = torch.device(args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {args.threads} torch thread(s)"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {args.threads} torch thread(s)"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {where}; load average {load:.1f} at the start; {platform.system()}, Python {platform.python_version()}, torch {torch.__version__}; "
           f"{STEPS} steps, {RESTARTS} restarts; {source}")

@@ -12,3 +12,16 @@ def isolated_dirs(tmp_path_factory, monkeypatch):
     return base
 
 
+
+
+@pytest.fixture
+def manager(tmp_path):
+    """A job manager with one training slot and quick live-view cadences; shut down (threads joined) after."""
+    import threading
+
+    from gan_core.live import JobManager
+
+    m = JobManager(max_jobs=1, root=tmp_path / "runs", view_seconds=0.1, metrics_seconds=0.5, checkpoint_seconds=0.3)
+    yield m
+    m.shutdown(timeout=30)
+    assert not [t for t in threading.enumerate() if t.name.startswith("gan-job")], "a job thread outlived shutdown"

@@ -60,3 +60,14 @@ def wait_until(predicate, timeout: float = 20.0, every: float = 0.02) -> bool:
             return True
         time.sleep(every)
     return False
+
+
+TINY_TOY = dict(g_width=16, d_width=16, batch_size=32, z_dim=4)
+
+
+def tiny(preset: str = "ring8", **changes):
+    """A small, fast config of a preset."""
+    from gan_core import get_preset
+
+    extra = TINY_TOY if preset.startswith("ring8") else dict(g_width=8, d_width=8, batch_size=16)
+    return get_preset(preset).config(**{**extra, **changes})

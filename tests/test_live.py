@@ -7,9 +7,8 @@ import time
 
 import pytest
 import torch
-from gan_test_utils import wait_until
+from gan_test_utils import tiny, wait_until
 
-from gan_core import get_preset
 from gan_core.checkpoint import load_checkpoint, read_metadata
 from gan_core.errors import DataUnavailable, GanError
 from gan_core.live import JobManager, JobState
@@ -20,22 +19,9 @@ from gan_core.identity import owner_id
 from gan_core.runs import can_edit, list_runs, set_shared, visible_runs
 from gan_core.trainer import StepRecord, Trainer
 
-TINY_TOY = dict(g_width=16, d_width=16, batch_size=32, z_dim=4)
 
 
-def tiny(preset: str = "ring8", **changes):
-    """A small, fast config of a preset."""
-    extra = TINY_TOY if preset.startswith("ring8") else dict(g_width=8, d_width=8, batch_size=16)
-    return get_preset(preset).config(**{**extra, **changes})
 
-
-@pytest.fixture
-def manager(tmp_path):
-    """A manager with one training slot and quick live-view cadences; shut down (threads joined) after."""
-    m = JobManager(max_jobs=1, root=tmp_path / "runs", view_seconds=0.1, metrics_seconds=0.5, checkpoint_seconds=0.3)
-    yield m
-    m.shutdown(timeout=30)
-    assert not [t for t in threading.enumerate() if t.name.startswith("gan-job")], "a job thread outlived shutdown"
 
 
 def job_threads() -> list[threading.Thread]:

@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 import torch
-from gan_test_utils import wait_until
+from gan_test_utils import tiny, wait_until
 
-from gan_core import get_preset
 from gan_core.checkpoint import read_metadata
 from gan_core.identity import owner_id
-from gan_core.live import JobManager, JobState, PairJob
+from gan_core.live import JobState, PairJob
 from gan_core.live.pair import keyed_trainer
 from gan_core.runs import can_edit, list_runs, pair_partner, rename_run, visible_runs
 from gan_core.trainer import Trainer
 
-TINY = dict(g_width=16, d_width=16, batch_size=32, z_dim=4)
 
 
-def tiny(preset: str = "ring8", **changes):
-    extra = TINY if preset.startswith("ring8") else dict(g_width=8, d_width=8, batch_size=16)
-    return get_preset(preset).config(**{**extra, **changes})
 
-
-@pytest.fixture
-def manager(tmp_path):
-    m = JobManager(max_jobs=1, root=tmp_path / "runs", view_seconds=0.1, metrics_seconds=0.5, checkpoint_seconds=0.3)
-    yield m
-    m.shutdown(timeout=30)
-    assert not [t for t in threading.enumerate() if t.name.startswith("gan-job-") and t.name != "gan-job-reaper"]
 
 
 def recording(trainer: Trainer) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
