@@ -16,12 +16,8 @@ job = session.current_job()
 view = job.view() if job else None
 active = view is not None and view.active
 if active and not isinstance(job, PairJob):
-    st.warning(f"Your run **{view.name}** is training; an A/B pair needs your training slot. Stop it (it is saved) first.",
-               icon=":material/info:")
-    if st.button("Stop that run", icon=":material/stop:"):
-        job.stop(wait=True)
-        st.rerun()
-    st.stop()
+    dashboard.stop_page_for_run(job, f"Your run **{view.name}** is training; an A/B pair needs your training slot. "
+                                     "Stop it (it is saved) first.", "Stop that run")
 
 compare.lesson_buttons(disabled=active)
 with st.expander("Setup: A, and what B changes" if not active else f"Setup (the pair **{view.name}** is using it)",

@@ -22,12 +22,8 @@ view = job.view() if job else None
 active = view is not None and view.active
 
 if active and view.kind != "points":
-    st.warning(f"Your run **{view.name}** trains on images; the 2D lab needs a 2D toy run. Stop it (it is saved) to start one here.",
-               icon=":material/info:")
-    if st.button("Stop the image run", icon=":material/stop:"):
-        job.stop(wait=True)
-        st.rerun()
-    st.stop()
+    dashboard.stop_page_for_run(job, f"Your run **{view.name}** trains on images; the 2D lab needs a 2D toy run. "
+                                     "Stop it (it is saved) to start one here.", "Stop the image run")
 
 with st.expander("Start a 2D run" if not active else f"Setup (the run **{view.name}** is using it)", expanded=not active,
                  icon=":material/tune:"):

@@ -40,6 +40,16 @@ def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, J
     return job, view
 
 
+def stop_page_for_run(job: Job | PairJob, message: str, button: str) -> None:
+    """This session's run is in the way of what the page starts: say why (`message`), offer a button that
+    stops it (it is saved), and end the page here."""
+    st.warning(message, icon=":material/info:")
+    if st.button(button, icon=":material/stop:"):
+        job.stop(wait=True)
+        st.rerun()
+    st.stop()
+
+
 def single_run(job: Optional[Job | PairJob]) -> Optional[Job]:
     """This session's run for a single-run page (Train, 2D lab). An A/B pair lives on its own page: while it
     trains, this page says so, links there and stops; a pair that has ended counts as no run."""
