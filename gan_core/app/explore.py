@@ -136,7 +136,7 @@ def replay_panel(path: str, name: str, key: str) -> None:
                    "noise** (the same z's, and for a conditional run the same class per row), so the frames compare "
                    "like for like. Early frames are close together: that is where a GAN changes most.")
     right.download_button("Download the replay (GIF)", data, file_name=f"{name}-replay.gif", mime="image/gif",
-                          icon=":material/download:", key=f"{key}_replay_gif")
+                          icon=":material/download:", key=f"{key}_replay_gif", on_click="ignore")
     if mp4_available():  # rendered only when asked for: the callable runs when the button is pressed
         right.download_button("Download the replay (MP4)", lambda: replay_mp4(replay_frames(path)),
                               file_name=f"{name}-replay.mp4", mime="video/mp4", icon=":material/movie:",
