@@ -109,7 +109,13 @@ class Turns:
         self._holding = False
         self._asked = False
         self._since = 0.0
+        self._held = 0.0  # seconds of finished turns
         self.waits = 0  # how many times the run waited for a turn (tests, benchmarks)
+
+    def own_time(self) -> float:
+        """Seconds this run has held a slot (a clock that stands still while others train): the metrics and
+        checkpoint cadences of a shared run count this, so they do not fall due at every turn."""
+        return self._held + (time.monotonic() - self._since if self._holding else 0.0)
 
     def grant(self) -> None:
         """The run got a slot (the FairShare's answer)."""
@@ -122,6 +128,8 @@ class Turns:
         if not self._asked:
             self._granted.clear()
             self._asked = True
+            if self._holding:
+                self._held += time.monotonic() - self._since
             self._ask("yield" if self._holding else "request")
             self._holding = False
         while not self._granted.wait(0.05):
@@ -134,6 +142,8 @@ class Turns:
     def idle(self) -> None:
         """The worker is about to wait (paused, between slow-motion steps, ending): give the slot back."""
         if self._holding or self._asked:
+            if self._holding:
+                self._held += time.monotonic() - self._since
             self._holding, self._asked = False, False
             self._granted.clear()
             self._ask("done")
