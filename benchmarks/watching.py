@@ -146,7 +146,7 @@ class App:
 
     def start(self, context, preset: str):
         page = context.new_page()
-        page.goto(f"{self.url}/train?preset={preset}")
+        page.goto(f"{self.url}/train?preset={preset}", timeout=120_000)
         page.get_by_role("button", name="Start", exact=True).click(timeout=120_000)
         return page
 
@@ -160,7 +160,7 @@ class App:
             run = newest_run(self.runs, before)
             if extra == "watching":
                 second = context.new_page()  # same cookie: the same session, watching the same run
-                second.goto(f"{self.url}/train")
+                second.goto(f"{self.url}/train", timeout=120_000)
                 second.locator(STEP_METRIC).first.wait_for(timeout=120_000)
             elif extra == "queued":
                 other = self.browser.new_context(viewport={"width": 1400, "height": 1000})

@@ -47,9 +47,10 @@ ENV_QUANTUM = "GAN_QUANTUM_SECONDS"
 ENV_WORKERS = "GAN_WORKERS"  # "process" (default) or "thread"
 SCHEDULING_MODES = ("fair", "queue")
 WORKER_MODES = ("process", "thread")
-# Memory an admitted run may take on this server: a worker process (measured by benchmarks/classroom.py:
-# about 250-330 MB resident for mnist-dcgan, most of it torch's pages shared with the other workers) plus
-# its data, views and history; the default admission cap keeps that many runs within budget.MACHINE_SHARE.
+# Memory an admitted run may take on this server: a worker process (measured by benchmarks/classroom.py with
+# 20 mnist-dcgan runs: up to 504 MB resident each, but 92 MB each proportionally (PSS), torch's pages being
+# shared with the forkserver and the other workers) plus its views and history on the server; the default
+# admission cap keeps that many runs within budget.MACHINE_SHARE of the memory (a safe margin over the PSS).
 ADMITTED_RUN_BYTES = 400 * 2**20
 DEFAULT_SESSION_TIMEOUT = 120.0
 # A queued page sends a heartbeat every second (the sidebar every 5 s; a background tab, throttled by

@@ -1,7 +1,7 @@
 """An A/B pair: two runs of one session that share the seed, the data order and the fixed noise, and
 differ only in the config fields chosen for B (loss, label smoothing, D steps...).
 
-A pair holds ONE training slot and ONE worker thread, which steps the two trainers in lockstep: one
+A pair holds ONE training slot and ONE worker (process or thread), which steps the two trainers in lockstep: one
 step of A, then one step of B, so both sides always stand at the same step (equal steps, not equal
 wall-clock: the curves are compared step by step, and a side with 5 D steps takes longer per step).
 Pause, step and stop act on both sides at once (between two rounds). Each side is an ordinary `Job`
@@ -115,7 +115,7 @@ class PairView:
 
 
 class PairJob(Controls):
-    """Two runs of one session trained side by side in one slot and one thread (see the module doc)."""
+    """Two runs of one session trained side by side in one slot and one worker (see the module doc)."""
 
     side_class: type = Job  # a worker process builds its sides as worker.RemoteJob
 
