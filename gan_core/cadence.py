@@ -20,18 +20,20 @@ class Cadence:
 
     With a `share` (e.g. 0.05), the time interval after a run grows to cost / share, so a slow task
     (a big sample grid, a metrics pass) uses at most that share of the loop's time. `first` is the
-    wait before the first run by time (default: one interval)."""
+    wait before the first run by time (default: one interval). `clock` says what "seconds" are (default:
+    wall time; a run that shares a training slot counts only the time it held the slot)."""
 
     seconds: float = 0.0
     steps: int = 0
     share: float = 0.0
     first: Optional[float] = None
+    clock: Callable[[], float] = time.monotonic
     _next_time: float = field(init=False, repr=False)
     _next_step: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         wait = self.seconds if self.first is None else self.first
-        self._next_time = time.monotonic() + wait if self.seconds > 0 else math.inf
+        self._next_time = self.clock() + wait if self.seconds > 0 else math.inf
         self._next_step = self.steps if self.steps > 0 else 0
 
     def due(self, step: int, now: float) -> bool:
@@ -75,15 +77,19 @@ class SideTask:
 
     def run(self, step: int) -> float:
         """Run now whatever the cadence says; returns the seconds it took (and restarts the cadence)."""
-        started = time.monotonic()
+        clock = getattr(self.cadence, "clock", time.monotonic)
+        started, at = time.monotonic(), clock()
         self.action()
         ended = time.monotonic()
-        self.cadence.done(step, ended, ended - started)
+        self.cadence.done(step, at + (ended - started), ended - started)
         return ended - started
 
     def run_if_due(self, step: int, now: Optional[float] = None) -> bool:
-        """Run if due after `step`; True if it ran."""
-        if not self.cadence.due(step, time.monotonic() if now is None else now):
+        """Run if due after `step` (`now`: the time on the cadence's clock, if known); True if it ran."""
+        clock = getattr(self.cadence, "clock", time.monotonic)
+        if now is None or clock is not time.monotonic:
+            now = clock()
+        if not self.cadence.due(step, now):
             return False
         self.run(step)
         return True

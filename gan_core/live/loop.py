@@ -107,11 +107,14 @@ class TrainingLoop:
         self.view_rng = torch.Generator().manual_seed(job.config.seed + 7)
         self.metrics_rng_seed = job.config.seed + 11
         self.frames: Optional[list[LabView]] = None
+        # The view keeps to wall time (a shared run refreshes it at each turn); the other tasks count the run's
+        # own time at a slot, so that sharing does not make them due at every turn.
+        clock = job.turns.own_time if job.turns is not None else time.monotonic
         self.view = SideTask("view", Cadence(seconds=s.view_seconds, share=VIEW_SHARE), self.refresh)
         self.tasks = [
-            SideTask("metrics", Cadence(seconds=s.metrics_seconds, share=METRICS_SHARE, first=min(2.0, s.metrics_seconds)),
-                     self.measure),
-            SideTask("checkpoint", Cadence(seconds=s.checkpoint_seconds), self.checkpoint),
+            SideTask("metrics", Cadence(seconds=s.metrics_seconds, share=METRICS_SHARE, first=min(2.0, s.metrics_seconds),
+                                        clock=clock), self.measure),
+            SideTask("checkpoint", Cadence(seconds=s.checkpoint_seconds, clock=clock), self.checkpoint),
             SideTask("threads", Cadence(seconds=1.0), lambda: torch.set_num_threads(job.host.threads_per_job())),
         ]
 
@@ -125,6 +128,8 @@ class TrainingLoop:
             ended = self.budget_end()
             if ended is not None:
                 return ended
+            if not self.job.take_turn():  # fair sharing: wait for a turn at a slot (stopped meanwhile: see above)
+                continue
             self.advance(command)
 
     def budget_end(self) -> Optional[tuple[JobState, str]]:

@@ -53,7 +53,7 @@ def app_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     runs = base / "runs"
     make_tiny_runs(runs)
-    env = {"GAN_RUNS_DIR": str(runs), "GAN_DATA_DIR": str(base / "data"), "GAN_MAX_JOBS": "1",
+    env = {"GAN_RUNS_DIR": str(runs), "GAN_DATA_DIR": str(base / "data"), "GAN_MAX_JOBS": "1", "GAN_MAX_ADMITTED": "1",
            "GAN_SESSION_TIMEOUT": "60", "GAN_METRICS_SECONDS": "3"}
     try:
         proc, url = start_app_server(env, base / "streamlit.log")
