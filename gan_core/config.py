@@ -257,7 +257,7 @@ PRESETS: dict[str, Preset] = {
             dict(_DCGAN_PAPER, dataset="cifar10", g_width=64, d_width=64, z_dim=100, batch_size=64, ema=0.999),
         ),
         # The lesson path's presets (gan_core/lessons.py). Each is ring8 with one or two fields changed, chosen
-        # with headless runs (seeds 0 and 1) so that its effect shows within a few hundred steps.
+        # with headless runs (seeds 0, 1 and 2) so that its effect shows within a few hundred steps.
         Preset(
             "ring8-game",
             "LESSON: the game on the ring, with a counterfeiter that learns 10x slower than the police (lr_g 1e-4): "
@@ -277,9 +277,9 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "ring8-strong-d",
             "LESSON: a discriminator that wins outright: G learns 100x slower than D (lr_g 1e-5), D(x)->1, "
-            "D(G(z))->0 within a few hundred steps, then G claws back onto one or two modes",
+            "D(G(z))->0 within about 50 steps, then G claws back onto one or two modes",
             dict(_TOY, dataset="ring8", lr_g=1e-5),
-            lesson="D(x) reaches 1 and D(G(z)) 0 within a few hundred steps; later G, with the non-saturating loss, "
+            lesson="D(x) reaches 1 and D(G(z)) 0 within about 50 steps; later G, with the non-saturating loss, "
                    "climbs back, but onto one or two modes",
             fix="ring8",
         ),

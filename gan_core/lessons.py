@@ -7,8 +7,8 @@ the moment the lesson is about (the step where D(x) and D(G(z)) close in, where 
 where modes are lost) and says it in words. The Lessons page marks that moment on its chart; the tests
 run the same checks headless. No Streamlit here; the numbers come in as plain dicts and lists.
 
-Each preset behind a lesson was chosen with quick headless runs (seeds 0 and 1, 1 torch thread) so that
-its effect shows within a few hundred steps, which the app reaches well inside two minutes on a 2-core
+Each preset behind a lesson was chosen with quick headless runs (seeds 0, 1 and 2, 1 torch thread) so that
+its effect shows within a few hundred steps (the image lessons: under 1,000), which the app reaches well inside two minutes on a 2-core
 CPU (the README lists the measured times).
 """
 
@@ -160,7 +160,7 @@ def collapse_and_fix(a: Side, b: Optional[Side], fixed_modes: int = 7, good: flo
     if i is None or b.metrics.covered[-1] < fixed_modes or b.metrics.hq_fraction[-1] < good:
         return None
     return Moment(int(m.steps[i]), f"A collapses onto {m.covered[i]} of {m.n_modes} modes "
-                                   f"({m.hq_fraction[i]:.0%} good samples); B covers {b.metrics.covered[-1]} of {b.metrics.n_modes} "
+                                   f"({m.hq_fraction[i]:.0%} good samples); B now covers {b.metrics.covered[-1]} of {b.metrics.n_modes} "
                                    f"({b.metrics.hq_fraction[-1]:.0%} good)")
 
 
@@ -198,11 +198,11 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("saturating", "Saturating vs non-saturating loss",
            "Both sides face police who win at once (G learns 100x slower); only G's loss differs. With the original "
            "log(1 - D(G(z))) (A), G's gradient all but vanishes once its fakes are caught, so it stays lost; with the "
-           "non-saturating -log D(G(z)) (B) it keeps a gradient hundreds of times larger and claws back.",
+           "non-saturating -log D(G(z)) (B) it keeps a gradient tens to hundreds of times larger and claws back.",
            preset="ring8-saturating", fix="ring8-strong-d", changes=("loss",), seconds=120, chart="grad", mark="A's gradient vanishes",
            claim="A's D(G(z)) at 0.05 or less with G's gradient under 5% of B's", check=gradient_vanishes),
     Lesson("strong-d", "A discriminator that wins outright",
-           "A's counterfeiter learns 100x slower than B's (the only difference): within a few hundred steps A's police "
+           "A's counterfeiter learns 100x slower than B's (the only difference): within about 50 steps A's police "
            "say 1 to every real point and 0 to every fake. B plays the normal game around 0.5; A, even with the "
            "non-saturating loss, later claws back only onto one or two modes.",
            preset="ring8-strong-d", fix="ring8", changes=("lr_g",), seconds=120, chart="scores", mark="the police win outright",

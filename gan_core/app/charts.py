@@ -220,9 +220,12 @@ def mark_moment(fig: go.Figure, step: Optional[int], text: str) -> go.Figure:
     where the curves close in or modes are lost); `fig` unchanged when `step` is None."""
     if step is None:
         return fig
+    last = max((float(np.nanmax(t.x)) for t in fig.data if t.x is not None and len(t.x)), default=float(step))
     fig.add_vline(x=step, line=dict(color=MOMENT, width=2, dash="dot"))
-    fig.add_annotation(x=step, y=1, yref="paper", yanchor="bottom", text=text, showarrow=False,
-                       font=dict(color=MOMENT, size=12), bgcolor="rgba(255,255,255,0.85)", xanchor="left")
+    # inside the plot, at its foot, on the side of the line with room: clear of the title and the legend
+    fig.add_annotation(x=step, y=0.02, yref="paper", yanchor="bottom", text=f" {text} ", showarrow=False,
+                       font=dict(color=MOMENT, size=12), bgcolor="rgba(255,255,255,0.85)",
+                       xanchor="right" if step > 0.5 * last else "left")
     return fig
 
 
