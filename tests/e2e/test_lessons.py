@@ -19,6 +19,20 @@ LESSON_SECONDS = 120  # the acceptance: each effect within 2 minutes of wall clo
 CHART = ".js-plotly-plot"
 
 
+@pytest.fixture(autouse=True)
+def frees_the_slot(page):
+    """After each test, even a failed one, stop the lesson's run: this server has one training slot and the
+    next lesson needs it."""
+    yield
+    button = page.get_by_role("button", name="Stop", exact=True)
+    try:
+        if button.count() and button.first.is_enabled():
+            button.first.click()
+            page.get_by_text("Saved as").first.wait_for(timeout=30_000)
+    except Exception:  # the test's own failure is the one to report
+        pass
+
+
 def start_lesson(page, url: str, key: str) -> float:
     """Open the Lessons page, press the lesson's Start button; returns the monotonic time of the click."""
     open_app(page, url, "lessons", "Lessons")
