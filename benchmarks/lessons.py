@@ -46,7 +46,7 @@ class _Run:
         self.metrics = with_collapse_warning(measure(self.trainer, self.rng, self.metrics), self.trainer.step_count)
 
     def side(self) -> Side:
-        return Side(self.history, self.metrics)
+        return Side(self.history, self.metrics, self.trainer.config.to_dict())
 
 
 def run_lesson(lesson: Lesson, max_steps: int, seed: Optional[int] = None,

@@ -8,8 +8,8 @@ where modes are lost) and says it in words. The Lessons page marks that moment o
 run the same checks headless. No Streamlit here; the numbers come in as plain dicts and lists.
 
 Each preset behind a lesson was chosen with quick headless runs (seeds 0, 1 and 2, 1 torch thread) so that
-its effect shows within a few hundred steps (the image lessons: under 1,000), which the app reaches well inside two minutes on a 2-core
-CPU (the README lists the measured times).
+its effect shows within a few hundred steps (the image lessons: under 1,000), which the app reaches inside
+two minutes on a 2-core CPU (benchmarks/lessons.py; the README lists the measured times).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Side:
 
     history: dict[str, Sequence[float]]
     metrics: Any = None  # gan_core.live.quality.LiveMetrics (steps, covered, hq_fraction, fcd, ...)
+    config: Optional[dict[str, Any]] = None  # the side's TrainConfig as a dict
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def confidence_capped(a: Side, b: Optional[Side], real_at: float = 0.97) -> Opti
     if b is None:
         return None
     steps, real_a, real_b = _aligned(a, b, "d_real")
-    target = 1.0 - float(PRESETS["ring8-smoothing"].overrides["label_smoothing"])
+    target = 1.0 - float((b.config or {}).get("label_smoothing", 0.0))
     hit = np.flatnonzero((real_a >= real_at) & (real_b <= target + 0.02))
     if not len(hit):
         return None

@@ -83,7 +83,7 @@ def live_panel() -> None:
     a, b = (view.a, view.b) if pair else (view, None)
     if a.step == 0 and a.latest is None:  # queued, loading, or failed before training
         return
-    moment = check(lesson, Side(a.history, a.metrics), Side(b.history, b.metrics) if b is not None else None)
+    moment = check(lesson, Side(a.history, a.metrics, a.config), Side(b.history, b.metrics, b.config) if b is not None else None)
     if moment is not None:
         st.success(f"**Seen at step {moment.step:,}:** {moment.text}.", icon=":material/visibility:")
     else:
