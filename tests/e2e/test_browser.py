@@ -296,7 +296,8 @@ def test_an_ab_pair_started_and_stopped_from_its_page(page, app_url, screenshots
     page.get_by_text("B differs from A in:").first.wait_for()
     page.locator("p", has_text=re.compile(r"^A · ring8-saturating")).first.wait_for()
     page.locator("p", has_text=re.compile(r"^B · ring8-strong-d ")).first.wait_for()
-    assert wait_until(lambda: min(side_step(page, "A"), side_step(page, "B")) > 150, 90, every=0.5), "both sides train"
+    assert wait_until(lambda: min(side_step(page, "A"), side_step(page, "B")) > 150, 90, every=0.5), \
+        f"both sides train: A at step {side_step(page, 'A')}, B at {side_step(page, 'B')}"
     assert page.locator(".js-plotly-plot", has_text="generated (fakes)").count() == 2, "A's and B's 2D plots"
     page.locator("[data-testid=stDataFrame]").first.wait_for()  # the table of both sides' numbers
     screenshot(page, screenshots, "ab-ring8-saturating-vs-ring8-strong-d")
