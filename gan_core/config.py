@@ -216,8 +216,6 @@ class Preset:
 # ~1,000 steps across seeds (a sweep over z_dim, lr, betas, loss and EMA; see the README).
 _TOY = dict(arch="toy", z_dim=2, g_width=128, d_width=128, batch_size=256, lr_g=1e-3, lr_d=1e-3,
             beta1_g=0.0, beta1_d=0.0, beta2_g=0.9, beta2_d=0.9, loss="bce", snapshot_every=50)
-# Teaching presets: measured to collapse onto 1 of 8 ring modes within 500 steps (seeds 0 and 1).
-_STRONG_D = dict(z_dim=16, beta1_g=0.5, beta1_d=0.5, beta2_g=0.999, beta2_d=0.999, d_steps=5, lr_d=5e-3, lr_g=2e-4, d_width=256)
 # DCGAN as in the paper (Radford et al. 2015): Adam 2e-4 / beta1 0.5, BCE.
 _DCGAN_PAPER = dict(dataset="mnist-5k", arch="dcgan", z_dim=64, g_width=32, d_width=32, batch_size=64,
                     lr_g=2e-4, lr_d=2e-4, beta1_g=0.5, beta1_d=0.5, loss="bce", ema=0.999, snapshot_every=100)
@@ -258,26 +256,58 @@ PRESETS: dict[str, Preset] = {
             "DCGAN on CIFAR-10 32x32 colour (downloads 170 MB on first use; slow on a CPU)",
             dict(_DCGAN_PAPER, dataset="cifar10", g_width=64, d_width=64, z_dim=100, batch_size=64, ema=0.999),
         ),
-        # Teaching presets: each shows a failure on purpose.
+        # The lesson path's presets (gan_core/lessons.py). Each is ring8 with one or two fields changed, chosen
+        # with headless runs (seeds 0, 1 and 2) so that its effect shows within a few hundred steps.
+        Preset(
+            "ring8-game",
+            "LESSON: the game on the ring, with a counterfeiter that learns 10x slower than the police (lr_g 1e-4): "
+            "D(x) and D(G(z)) split apart, then close in on 0.5",
+            dict(_TOY, dataset="ring8", lr_g=1e-4),
+            lesson="the police win the first round (the curves split), then G catches up and both head back towards 0.5",
+        ),
         Preset(
             "ring8-saturating",
-            "LESSON: original minimax G loss log(1-D(G(z))) against a strong D: G's gradient vanishes and it collapses",
-            dict(_TOY, dataset="ring8", loss="minimax", **_STRONG_D),
-            lesson="D wins early and the saturating loss gives G almost no gradient: compare G's gradient norm with ring8-strong-d",
-            fix="ring8",
+            "LESSON: the original minimax G loss log(1-D(G(z))) against police that win at once (G learns 100x slower): "
+            "G's gradient vanishes and D(G(z)) stays at 0",
+            dict(_TOY, dataset="ring8", loss="minimax", lr_g=1e-5),
+            lesson="G's gradient norm in the table: hundreds of times smaller than with the non-saturating loss (B), "
+                   "so D(G(z)) stays at 0",
+            fix="ring8-strong-d",
         ),
         Preset(
             "ring8-strong-d",
-            "LESSON: a discriminator that wins outright (5 D steps, 25x G's learning rate): D(x)->1, D(G(z))->0, mode collapse",
-            dict(_TOY, dataset="ring8", loss="bce", **_STRONG_D),
-            lesson="the police catch every fake; even the non-saturating loss cannot stop G collapsing onto one mode",
+            "LESSON: a discriminator that wins outright: G learns 100x slower than D (lr_g 1e-5), D(x)->1, "
+            "D(G(z))->0 within about 50 steps, then G claws back onto one or two modes",
+            dict(_TOY, dataset="ring8", lr_g=1e-5),
+            lesson="D(x) reaches 1 and D(G(z)) 0 within about 50 steps; later G, with the non-saturating loss, "
+                   "climbs back, but onto one or two modes",
             fix="ring8",
         ),
         Preset(
+            "ring8-smoothing",
+            "ring8-strong-d with one-sided label smoothing 0.1: the police are trained to say 0.9 for real points, "
+            "so D(x) stops at 0.9",
+            dict(_TOY, dataset="ring8", lr_g=1e-5, label_smoothing=0.1),
+        ),
+        Preset(
+            "ring8-collapse",
+            "LESSON: mode collapse: 3 D steps per G step and a slow G (lr_g 1e-4): G settles on two modes that fool D",
+            dict(_TOY, dataset="ring8", lr_g=1e-4, d_steps=3),
+            lesson="the modes covered fall to two while the good samples rise: the collapse warning fires",
+            fix="ring8-collapse-sn",
+        ),
+        Preset(
+            "ring8-collapse-sn",
+            "ring8-collapse with spectral normalisation in D (its steepness capped): the same slow G spreads over the ring",
+            dict(_TOY, dataset="ring8", lr_g=1e-4, d_steps=3, spectral_norm=True),
+        ),
+        Preset(
             "mnist-no-smoothing",
-            "LESSON: the MLP GAN with no label smoothing and no dropout: an over-confident D",
-            dict(_MNIST_MLP, dropout=0.0, label_smoothing=0.0),
-            lesson="compare D(x) and the sample grid with mnist-mlp",
+            "LESSON: the MLP GAN without its one-sided label smoothing (the only change; dropout stays): D is "
+            "trained to say 1, not 0.9, for real digits",
+            dict(_MNIST_MLP, label_smoothing=0.0),
+            lesson="compare D(x) with mnist-mlp: on MNIST the difference in two minutes is small (the ring8-smoothing "
+                   "lesson shows it clearly)",
             fix="mnist-mlp",
         ),
     ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -302,6 +302,34 @@ def curve_metrics(points: Tensor, curve_points: Tensor, std: float, n_segments: 
     arc = torch.cat([torch.zeros(1, dtype=curve.dtype), (curve[1:] - curve[:-1]).norm(dim=1).cumsum(0)])
     segment_of_point = (arc / arc[-1].clamp(min=1e-12) * n_segments).long().clamp(max=n_segments - 1)
     return _toy_result(dist <= HQ_STDS * std, segment_of_point[nearest], n_segments)
+
+
+COLLAPSE_HQ_SHARE = 0.5  # a generator whose samples mostly sit on modes has converged: if on few, it collapsed
+COLLAPSE_MIN_STEP = 200  # before this, even a sharp generator may still be spreading
+
+
+def collapse_reason(covered: Sequence[int], hq_fraction: Sequence[float], step: int, threshold: int,
+                    warmup_steps: int) -> str:
+    """Why the latest coverage pass counts as mode collapse ("" when it does not): "fell" (coverage dropped
+    below `threshold` after having reached it), "sharp" (2D toys: below it while most samples, at least
+    COLLAPSE_HQ_SHARE, sit close to a mode: G has converged onto a few modes; from COLLAPSE_MIN_STEP on) or
+    "late" (still below it after `warmup_steps`). `hq_fraction` is empty for images."""
+    if not covered or covered[-1] >= threshold:
+        return ""
+    if max(covered) >= threshold:
+        return "fell"
+    if hq_fraction and hq_fraction[-1] >= COLLAPSE_HQ_SHARE and step >= COLLAPSE_MIN_STEP:
+        return "sharp"
+    return "late" if step >= warmup_steps else ""
+
+
+def collapse_index(covered: Sequence[int], hq_fraction: Sequence[float], steps: Sequence[int], threshold: int,
+                   warmup_steps: int = 1500) -> int | None:
+    """The first pass of a coverage series that counts as mode collapse (see `collapse_reason`), or None."""
+    for i in range(len(covered)):
+        if collapse_reason(covered[:i + 1], hq_fraction[:i + 1], steps[i], threshold, warmup_steps):
+            return i
+    return None
 
 
 def _as_points(x: Tensor) -> Tensor:

@@ -451,11 +451,12 @@ def test_an_ab_pair_from_its_page_trains_both_sides_and_the_runs_page_shows_the_
 def test_the_lesson_buttons_start_each_lesson_against_its_fix(manager):
     at = open_page("pages/compare.py")
     labels = [b.label for b in at.button if " vs " in b.label]
-    assert labels == ["ring8-saturating vs ring8", "ring8-strong-d vs ring8", "mnist-no-smoothing vs mnist-mlp"]
+    assert labels == ["ring8-saturating vs ring8-strong-d", "ring8-strong-d vs ring8", "ring8-collapse vs ring8-collapse-sn",
+                      "mnist-no-smoothing vs mnist-mlp"]
     button(at, "mnist-no-smoothing vs mnist-mlp").click().run()
     pair = session_job(at, manager)
     assert (pair.a.preset, pair.b.preset) == ("mnist-no-smoothing", "mnist-mlp")
-    assert dict((n, (a, b)) for n, a, b in pair.view().differences) == {"dropout": (0.0, 0.3), "label_smoothing": (0.0, 0.1)}
+    assert dict((n, (a, b)) for n, a, b in pair.view().differences) == {"label_smoothing": (0.0, 0.1)}
     at.run()
     assert all(b.disabled for b in at.button if " vs " in b.label), "one pair at a time"
     pair.stop()

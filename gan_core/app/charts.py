@@ -209,3 +209,46 @@ def pair_scores_figure(history_a: dict, history_b: dict, scale: ScoreScale, heig
         return _figure(data, title, height, x_title="", y_title="P(real) by D", yaxis=dict(range=[-0.02, 1.02]),
                        legend=PAIR_LEGEND)
     return _figure(data, title, height, x_title="", y_title="raw score (not a probability)", legend=PAIR_LEGEND)
+
+
+# --- the Lessons page: the moment a lesson is about, marked on its chart ------------------------
+MOMENT = "#b45309"
+
+
+def mark_moment(fig: go.Figure, step: Optional[int], text: str) -> go.Figure:
+    """A dotted vertical line at `step` with a short label at the top (the moment a lesson is about, e.g.
+    where the curves close in or modes are lost); `fig` unchanged when `step` is None."""
+    if step is None:
+        return fig
+    last = max((float(np.nanmax(t.x)) for t in fig.data if t.x is not None and len(t.x)), default=float(step))
+    fig.add_vline(x=step, line=dict(color=MOMENT, width=2, dash="dot"))
+    # inside the plot, at its foot, on the side of the line with room: clear of the title and the legend
+    fig.add_annotation(x=step, y=0.02, yref="paper", yanchor="bottom", text=f" {text} ", showarrow=False,
+                       font=dict(color=MOMENT, size=12), bgcolor="rgba(255,255,255,0.85)",
+                       xanchor="right" if step > 0.5 * last else "left")
+    return fig
+
+
+def pair_grad_figure(history_a: dict, history_b: dict, height: int = 260) -> go.Figure:
+    """G's gradient norm on both sides of an A/B pair (A solid, B dashed), on a log axis: a vanishing
+    gradient is orders of magnitude below the other side's."""
+    data = _pair_lines({"A": history_a, "B": history_b}, [("grad_norm_g", "G's gradient norm", FAKE)])
+    return _figure(data, "G's gradient norm: A solid, B dashed (log scale)", height, x_title="",
+                   y_title="|grad G|", yaxis=dict(type="log"), legend=PAIR_LEGEND)
+
+
+def pair_coverage_figure(metrics_a: Optional[LiveMetrics], metrics_b: Optional[LiveMetrics], height: int = 260) -> go.Figure:
+    """Modes covered on both sides of an A/B pair over training (2D toys), with the collapse threshold."""
+    data, last, threshold, n_modes = [], 0.0, 0, 8
+    for side, m in (("A", metrics_a), ("B", metrics_b)):
+        if m is None or not m.covered:
+            continue
+        steps = np.asarray(m.steps[-len(m.covered):], dtype=np.float64)
+        data.append(dict(type="scatter", mode="lines+markers", x=steps, y=np.asarray(m.covered), name=f"modes · {side}",
+                         line=dict(color=FAKE if side == "A" else REAL, width=2, shape="hv", dash=PAIR_DASH[side]),
+                         marker=dict(size=5)))
+        last, threshold, n_modes = max(last, float(steps[-1])), m.collapse_threshold, m.n_modes
+    if data:
+        data.append(_level(0.0, last, threshold, "below: mode collapse", WARN, dash="dot"))
+    return _figure(data, "Modes covered: A solid, B dashed", height, x_title="", y_title="modes",
+                   yaxis=dict(range=[-0.3, n_modes + 0.5]), legend=PAIR_LEGEND)

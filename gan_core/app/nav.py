@@ -24,6 +24,7 @@ class PageInfo:
 
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("home", "pages/home.py", "Home", ":material/home:", ""),
+    PageInfo("lessons", "pages/lessons.py", "Lessons", ":material/school:", "Watch it learn"),
     PageInfo("train", "pages/train.py", "Train", ":material/model_training:", "Watch it learn"),
     PageInfo("lab", "pages/lab.py", "2D lab", ":material/scatter_plot:", "Watch it learn"),
     PageInfo("compare", "pages/compare.py", "A/B compare", ":material/compare_arrows:", "Watch it learn"),

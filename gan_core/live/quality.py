@@ -3,7 +3,7 @@
 Images: FCD at 1,000 samples (with the floor real images reach), the evaluator's class histogram and
 the classes covered. 2D toys: modes covered and the share of good samples (see gan_core.metrics).
 A mode-collapse warning is added when coverage drops below a threshold (<= 5 of 10 classes,
-< 6 of 8 ring modes, < 75% of other toys' modes). Fresh noise comes from the caller's generator, so
+< 6 of 8 ring modes, < 75% of other toys' modes; see `gan_core.metrics.collapse_reason`). Fresh noise comes from the caller's generator, so
 measuring never disturbs the training's random stream.
 """
 
@@ -100,23 +100,24 @@ def _measure(trainer: Trainer, rng: torch.Generator, previous: Optional[LiveMetr
 
 
 def with_collapse_warning(m: LiveMetrics, step: int, warmup_steps: Optional[int] = None) -> LiveMetrics:
-    """Add the mode-collapse warning: coverage fell below the threshold after having been above it,
-    or is still below it once the warm-up is over (early generators cover little anyway)."""
+    """Add the mode-collapse warning (the rule is `gan_core.metrics.collapse_reason`): coverage fell below the
+    threshold after having been above it; or, on a 2D toy, it is below it while most samples sit on a mode
+    (G has settled on a few); or it is still below it once the warm-up is over (early generators cover little)."""
     if m.kind == "none" or not m.covered:
         return m
     warmup_steps = COLLAPSE_WARMUP_STEPS[m.kind] if warmup_steps is None else warmup_steps
+    reason = quality.collapse_reason(m.covered, m.hq_fraction, step, m.collapse_threshold, warmup_steps)
     now, best = m.covered[-1], max(m.covered)
-    if now >= m.collapse_threshold:
-        return m
     what = "classes" if m.kind == "image" else "modes"
-    if best >= m.collapse_threshold:
+    if reason == "fell":
         text = (f"Mode collapse: coverage fell from {best} to {now} of {m.n_modes} {what}. The counterfeiter is "
                 f"making only a few kinds of bills that fool the police, and ignores the rest.")
-    elif step >= warmup_steps:
+    elif reason == "sharp":
+        text = (f"Mode collapse: {m.hq_fraction[-1]:.0%} of the samples sit on a mode, but on only {now} of "
+                f"{m.n_modes} modes. The counterfeiter has settled on the few bills that fool the police.")
+    elif reason == "late":
         text = (f"Possible mode collapse: only {now} of {m.n_modes} {what} covered after {step:,} steps. "
                 f"The generator keeps to a few {what} instead of the whole distribution.")
     else:
         return m
     return dataclasses.replace(m, warning=text)
-
-

@@ -293,8 +293,8 @@ def legend_of(plot) -> str:
 
 def test_an_ab_pair_started_and_stopped_from_its_page(page, app_url, screenshots):
     open_app(page, app_url, "compare", "A/B compare")
-    page.get_by_role("button", name="ring8-saturating vs ring8").click()
-    page.locator("h3", has_text=" vs ring8-B-").first.wait_for()
+    page.get_by_role("button", name="ring8-saturating vs ring8-strong-d").click()
+    page.locator("h3", has_text=" vs ring8-strong-d-B-").first.wait_for()
     plots = page.locator(".js-plotly-plot")
     plots.nth(3).wait_for(timeout=90_000)  # A's and B's 2D plots, the overlaid losses and verdicts
     losses = page.locator(".js-plotly-plot", has_text="Losses: A solid, B dashed").first
@@ -305,11 +305,12 @@ def test_an_ab_pair_started_and_stopped_from_its_page(page, app_url, screenshots
     assert "D(x) · A" in verdicts and "D(G(z)) · B" in verdicts, verdicts
     page.get_by_text("B differs from A in:").first.wait_for()
     page.locator("p", has_text=re.compile(r"^A · ring8-saturating")).first.wait_for()
-    page.locator("p", has_text=re.compile(r"^B · ring8 ")).first.wait_for()
-    assert wait_until(lambda: min(side_step(page, "A"), side_step(page, "B")) > 150, 90, every=0.5), "both sides train"
+    page.locator("p", has_text=re.compile(r"^B · ring8-strong-d ")).first.wait_for()
+    assert wait_until(lambda: min(side_step(page, "A"), side_step(page, "B")) > 150, 90, every=0.5), \
+        f"both sides train: A at step {side_step(page, 'A')}, B at {side_step(page, 'B')}"
     assert page.locator(".js-plotly-plot", has_text="generated (fakes)").count() == 2, "A's and B's 2D plots"
     page.locator("[data-testid=stDataFrame]").first.wait_for()  # the table of both sides' numbers
-    screenshot(page, screenshots, "ab-ring8-saturating-vs-ring8")
+    screenshot(page, screenshots, "ab-ring8-saturating-vs-ring8-strong-d")
     page.set_viewport_size({"width": 1024, "height": 768})  # the projector: nothing may be truncated
     time.sleep(1.5)
     page.screenshot(path=str(screenshots / "ab-1024x768.png"))
