@@ -3,6 +3,7 @@ training job, and one-shot messages. The only module that touches `st.session_st
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 import streamlit as st
@@ -85,6 +86,33 @@ def manager() -> JobManager:
 def current_job() -> Optional[Job]:
     """This session's training job (running or last finished), if any."""
     return manager().job_for(session_id())
+
+
+def shared_view(job: Job, max_age: float) -> Any:
+    """The view of `job` that this session's sidebar and page both draw: built by whichever draws first and
+    reused by the other while it is younger than `max_age` seconds and the job's state is still the one it
+    shows, so both show the same step."""
+    kept = peek_session_value("_shared_view")
+    now = time.monotonic()
+    if kept is not None and kept[0] == job.id and now - kept[1] < max_age and kept[2].state == job.state:
+        return kept[2]
+    view = job.view()
+    set_session_value("_shared_view", (job.id, now, view))
+    return view
+
+
+def forget_shared_view() -> None:
+    """Drop the shared view (after a command: the next draw must show its effect)."""
+    set_session_value("_shared_view", None)
+
+
+PRESENTER_KEY = "presenter_mode"
+
+
+def presenter_mode() -> bool:
+    """Whether this session shows the app for a projector: sidebar collapsed, larger charts and grids (the
+    sidebar's "Presenter mode" toggle, whose widget state lives under PRESENTER_KEY)."""
+    return bool(peek_session_value(PRESENTER_KEY, False))
 
 
 def heartbeat() -> None:
