@@ -55,26 +55,26 @@ def _level(x0: float, x1: float, y: float, name: str, colour: str, dash: str = "
                 line=dict(color=colour, dash=dash, width=1.5))
 
 
-# A y-axis follows the bulk of a curve, not its spikes: the 2%-98% quantiles of the values, widened by
-# SPIKE_MARGIN of their spread. Only values further out than SPIKE_REACH spreads count as spikes: then the
-# axis is clipped to the bulk and each spike is drawn as a marker on the chart's edge, its value on hover.
+# A y-axis follows the bulk of a curve, not its spikes. The bulk is the 2%-98% quantile band of the values;
+# a value further than SPIKE_REACH band widths outside it is a spike. With spikes, the axis spans the other
+# values only, and each spike is drawn as a marker on the edge it went past (its value on hover).
 SPIKE_QUANTILES = (0.02, 0.98)
-SPIKE_MARGIN = 0.25
 SPIKE_REACH = 3.0
 SPIKE_MIN_POINTS = 20
 
 
 def robust_range(values: np.ndarray) -> Optional[tuple[float, float]]:
-    """The y-range that keeps a curve readable despite spikes, or None when no value is a spike (the axis
-    then fits everything)."""
+    """The y-range of the values that are not spikes, or None when no value is a spike (the axis then fits
+    everything)."""
     finite = values[np.isfinite(values)]
     if finite.size < SPIKE_MIN_POINTS:
         return None
     lo, hi = np.quantile(finite, SPIKE_QUANTILES)
     spread = max(float(hi - lo), 1e-3 * max(abs(float(lo)), abs(float(hi)), 1.0))
-    if finite.min() >= lo - SPIKE_REACH * spread and finite.max() <= hi + SPIKE_REACH * spread:
+    calm = finite[(finite >= lo - SPIKE_REACH * spread) & (finite <= hi + SPIKE_REACH * spread)]
+    if calm.size == finite.size:
         return None
-    return (max(float(finite.min()), lo - SPIKE_MARGIN * spread), min(float(finite.max()), hi + SPIKE_MARGIN * spread))
+    return float(calm.min()), float(calm.max())
 
 
 def _clip_spikes(data: list[dict], layout: dict[str, Any]) -> list[dict]:

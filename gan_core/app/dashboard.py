@@ -57,7 +57,7 @@ def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, J
     if job is None:
         return None
     heartbeat()
-    view = shared_view(job, POLL_SECONDS)  # the one the sidebar draws too
+    view = shared_view(job, "page", 2 * POLL_SECONDS)  # the one the sidebar draws too
     rerun_if_ended(view, key)
     st.markdown(f"### {view.name}")
     job_controls(job, view, key, step_label=step_label)
@@ -191,12 +191,12 @@ def _status_banner_body(view: JobView) -> None:
 
 
 def stats_row(view: JobView) -> None:
-    """Status, step, speed, wall clock and training time (which the time budget counts), device. The
+    """State, step, speed, wall clock and training time (which the time budget counts), device. The
     metrics sit in a row that wraps when narrow, so none is ever cut off."""
-    text, _ = STATE_BADGES[view.state]
+    text, colour = STATE_BADGES[view.state]
     budget = float(view.config.get("seconds") or 0)
-    with st.container(horizontal=True, gap="large"):
-        st.metric("Status", text.capitalize(), width="content")
+    with st.container(horizontal=True, gap="medium", vertical_alignment="center"):
+        st.markdown(f"#### :{colour}-badge[{text}]", width="content")
         st.metric("Step", f"{view.step:,}", width="content")
         st.metric("Images / s", f"{view.images_per_s:,.0f}" if view.state == JobState.RUNNING else "–", width="content",
                   help="Real + generated images the discriminator sees per second, overheads included.")

@@ -88,16 +88,19 @@ def current_job() -> Optional[Job]:
     return manager().job_for(session_id())
 
 
-def shared_view(job: Job, max_age: float) -> Any:
-    """The view of `job` that this session's sidebar and page both draw: built by whichever draws first and
-    reused by the other while it is younger than `max_age` seconds and the job's state is still the one it
-    shows, so both show the same step."""
+def shared_view(job: Job, reader: str, max_age: float) -> Any:
+    """The view of `job` that this session's sidebar and page draw alike. The page's live fragment and the
+    sidebar's poll at the same rate, so their runs come in pairs: the first of a pair builds the view, the
+    other (a different `reader`) draws that same view once, if it is younger than `max_age` seconds and the
+    job is still in the state it shows. So both show the same step."""
     kept = peek_session_value("_shared_view")
     now = time.monotonic()
-    if kept is not None and kept[0] == job.id and now - kept[1] < max_age and kept[2].state == job.state:
-        return kept[2]
+    if (kept is not None and kept["job"] == job.id and kept["builder"] != reader and reader not in kept["readers"]
+            and now - kept["built"] < max_age and kept["view"].state == job.state):
+        kept["readers"].add(reader)
+        return kept["view"]
     view = job.view()
-    set_session_value("_shared_view", (job.id, now, view))
+    set_session_value("_shared_view", {"job": job.id, "built": now, "view": view, "builder": reader, "readers": set()})
     return view
 
 

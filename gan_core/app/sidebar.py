@@ -30,7 +30,7 @@ def _sidebar_body() -> None:
         if job is None:
             st.caption("No run yet in this session.")
         else:
-            view = shared_view(job, POLL_SECONDS)
+            view = shared_view(job, "sidebar", 2 * POLL_SECONDS)
             text, colour = STATE_BADGES[view.state]
             st.markdown(f"**Your run** :{colour}-badge[{text}]")
             position = f", queue position {view.queue_position}" if view.queue_position else ""
