@@ -274,7 +274,8 @@ def lab_panel(view: JobView, key: str, height: int = 520, options: bool = True) 
                             help="Where the police say 'real' (green) or 'fake' (violet).")
         arrows = c2.toggle("G's push", value=True, key=f"{key}_show_arrows",
                            help="-d loss_G / d x: where the generator's gradient moves each fake.")
-    plot(charts.lab_figure(lab, show_surface=surface, show_arrows=arrows, height=scaled(height),
+    # Not scaled in presenter mode: the plane is square, so the column's width (wider without the sidebar) sets its size.
+    plot(charts.lab_figure(lab, show_surface=surface, show_arrows=arrows, height=height,
                            title=frame_label(view, step, live)), f"{key}_chart_plot")
 
 

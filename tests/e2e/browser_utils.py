@@ -46,3 +46,10 @@ TRUNCATED_JS = """() => {
 def truncated_texts(page) -> list[str]:
     """The texts the page shows cut off (see TRUNCATED_JS), each with its element and widths."""
     return page.evaluate(TRUNCATED_JS)
+
+
+def wait_until_drawn(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the script run that draws the page has finished (no placeholder left), so what a check
+    reads is the whole page, not the part drawn so far (on a busy 2-core machine a page takes seconds)."""
+    page.wait_for_function("() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
+                           " && !document.querySelector('[data-testid=stSkeleton]')", timeout=timeout_ms)

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from browser_utils import assert_no_crash, new_app_page, truncated_texts
+from browser_utils import assert_no_crash, new_app_page, truncated_texts, wait_until_drawn
 from gan_test_utils import wait_until
 
 from gan_core.app.nav import PAGES
@@ -214,7 +214,8 @@ def test_two_sessions_at_once(two_sessions, app_url, screenshots):
 def test_screenshot_every_page(page, app_url, screenshots, path, heading):
     page.set_viewport_size({"width": 1024, "height": 768})  # a classroom projector
     open_app(page, app_url, path, heading)
-    time.sleep(1.5)
+    wait_until_drawn(page)
+    time.sleep(1.0)  # images and charts settle
     assert page.locator("[data-testid=stException]").count() == 0
     cut = truncated_texts(page)
     assert not cut, f"cut off at 1024 px: {cut}"
