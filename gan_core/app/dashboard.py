@@ -27,7 +27,7 @@ STATE_BADGES = {
     JobState.DIVERGED: ("diverged", "red"), JobState.FAILED: ("failed", "red"),
 }
 NO_TOOLBAR = {"displayModeBar": False}
-PRESENTER_SCALE = 1.4  # charts and 2D plots this much taller in presenter mode
+PRESENTER_SCALE = 1.4  # the live charts this much taller in presenter mode
 
 
 def scaled(height: int) -> int:
