@@ -10,7 +10,9 @@ import streamlit as st
 from gan_core.app import nav, session, sidebar
 from gan_core.paths import ASSETS_DIR
 
-st.set_page_config(page_title="GAN Playground", page_icon=str(ASSETS_DIR / "icon.png"), layout="wide")
+# Presenter mode collapses the sidebar; leaving it opens the sidebar again.
+st.set_page_config(page_title="GAN Playground", page_icon=str(ASSETS_DIR / "icon.png"), layout="wide",
+                   initial_sidebar_state="collapsed" if session.presenter_mode() else "expanded")
 
 key, page = nav.navigation()
 nav.mark_routed(key)

@@ -69,7 +69,9 @@ class TrainConfig:
     precision: str = field(default="auto", metadata={"help": "auto, fp32 or bf16 autocast"})
     # the budget and the record
     steps: int = field(default=0, metadata={"help": "stop after this many steps (0 = no step limit)"})
-    seconds: float = field(default=0.0, metadata={"help": "stop after this many seconds of training (0 = no time limit)"})
+    seconds: float = field(default=0.0, metadata={"help": "stop after this many seconds of training time: the steps "
+                                                           "themselves, not the live view, metrics or saves in between, "
+                                                           "so the wall clock runs longer (0 = no time limit)"})
     snapshot_every: int = field(default=100, metadata={"help": "steps between sample-grid snapshots"})
 
     # --- helpers ---------------------------------------------------------------------------

@@ -277,6 +277,22 @@ class ToyMetrics:
     per_mode_counts: list[int]
 
 
+# Below this share of samples near a mode, the samples are mostly a cloud between the modes, whatever the
+# mode count says (one nearby sample covers a mode: a wide enough cloud covers them all).
+DIFFUSE_HQ_FRACTION = 0.5
+
+
+def coverage_text(modes_covered: int, n_modes: int, hq_fraction: float) -> str:
+    """The mode count always with its quality share: '8 of 8 modes, 6% of samples near a mode'."""
+    return f"{modes_covered} of {n_modes} modes, {hq_fraction:.0%} of samples near a mode"
+
+
+def is_diffuse(hq_fraction: float) -> bool:
+    """Whether most samples are near no mode (see DIFFUSE_HQ_FRACTION): a mode count then reads as success
+    for a diffuse cloud."""
+    return hq_fraction < DIFFUSE_HQ_FRACTION
+
+
 def toy_metrics(points: Tensor, centres: Tensor, std: float) -> ToyMetrics:
     """Mode coverage of 2D samples around Gaussian mode centres (Unrolled GAN / VEEGAN / PacGAN).
 

@@ -65,12 +65,12 @@ class FinalMetrics:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     def summary(self) -> str:
-        """One line for tables: 'FCD 19.9, 10/10 classes' or '8/8 modes, 96% good', '' if nothing was measured."""
+        """One line for tables: 'FCD 19.9, 10/10 classes' or '8/8 modes, 96% near a mode', '' if nothing was measured."""
         if self.fcd is not None:
             classes = f", {self.classes_covered}/{self.n_classes or 10} classes" if self.classes_covered is not None else ""
             return f"FCD {self.fcd:.1f}{classes}"
         if self.modes_covered is not None:
-            good = f", {self.hq_fraction:.0%} good" if self.hq_fraction is not None else ""
+            good = f", {self.hq_fraction:.0%} near a mode" if self.hq_fraction is not None else ""
             return f"{self.modes_covered}/{self.n_modes} modes{good}"
         return ""
 

@@ -34,8 +34,8 @@ classes = list(range(len(names)))
 chosen = st.segmented_control("Class to draw", classes, format_func=lambda k: names[k], default=0, key="class_pick",
                               help="The label given to the generator.")
 chosen = 0 if chosen is None else chosen
-c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-if c2.button("Re-roll style", icon=":material/casino:", width="stretch"):
+c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+if c2.button("Re-roll style", icon=":material/casino:", width="content"):
     session.set_session_value("class_seed", random.randrange(1000))
 session.session_value("class_seed", 7)
 seed = c1.slider("Style: latent seed z", 0, 999, key="class_seed",

@@ -47,11 +47,13 @@ cards = {  # page key -> what it offers; titles and icons come from the page reg
     "class": "With a conditional GAN, choose the class to draw: same style, another digit or garment.",
     "runs": "Your saved runs: numbers, downloads, share, rename, delete, upload a checkpoint.",
 }
-for col, (key, text) in zip(st.columns(len(cards)), cards.items()):
-    page = nav.page_info(key)
-    with col.container(border=True, height="stretch"):
-        st.page_link(page.path, label=f"**{page.title}**", icon=page.icon)
-        st.caption(text)
+keys = list(cards)
+for first in range(0, len(keys), 3):  # three a row: the titles stay whole on a 1024 px projector
+    for col, key in zip(st.columns(3), keys[first:first + 3]):
+        page = nav.page_info(key)
+        with col.container(border=True, height="stretch"):
+            st.page_link(page.path, label=f"**{page.title}**", icon=page.icon)
+            st.caption(cards[key])
 
 lessons = [p for p in PRESETS.values() if p.lesson]
 with st.expander("Lessons for the classroom: presets that fail on purpose"):

@@ -29,11 +29,11 @@ with st.expander("Start a 2D run" if not active else f"Setup (the run **{view.na
                  icon=":material/tune:"):
     preset = form.preset_picker(PREFIX, form.TOY_PRESETS, default="ring8")
     values = form.config_form(PREFIX, toy=True)
-c1, c2, _ = st.columns([1, 1.6, 3], vertical_alignment="center")
-if c1.button("Start", type="primary", icon=":material/play_arrow:", disabled=active, width="stretch"):
+row = st.container(horizontal=True, vertical_alignment="center")  # wraps when narrow, never truncates
+if row.button("Start", type="primary", icon=":material/play_arrow:", disabled=active):
     if form.start_job(preset, values):
         st.rerun()
-if c2.button("Start paused (step by step)", icon=":material/slow_motion_video:", disabled=active, width="stretch"):
+if row.button("Start paused (step by step)", icon=":material/slow_motion_video:", disabled=active):
     if form.start_job(preset, values, start_paused=True):
         st.rerun()
 
@@ -66,11 +66,12 @@ def lab() -> None:
         c2.metric("G's push", f"{view.lab.push_norm:.2f}", help="Mean length of −∂loss_G/∂x over the arrows: how strongly "
                   "the generator is being pushed. Near 0, G has stopped learning (the saturating lesson).")
         if m is not None and m.kind == "points":
-            c1.metric("Modes covered", f"{m.covered[-1]} of {m.n_modes}")
-            c2.metric("Good samples", f"{m.hq_fraction[-1]:.0%}")
+            dashboard.mode_metrics(m, c1, c2)
         if view.verdict is not None:
             c1.metric("Fakes that pass", f"{view.verdict.fake_pass_share:.0%}")
             c2.metric("Reals recognised", f"{view.verdict.real_pass_share:.0%}")
+        if m is not None and m.kind == "points":
+            dashboard.coverage_note(m)
         dashboard.charts_panel(view, f"{PREFIX}_side", height=210)
 
     frames = view.step_frames

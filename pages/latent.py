@@ -32,17 +32,17 @@ loaded, step = explore.generator_picker(run, key="latent_step")
 generator = loaded.generator
 seeds = session.session_value("latent_seeds", lambda: [1, 2])
 
-c1, c2, c3, c4 = st.columns([1, 1, 1, 2.2], vertical_alignment="bottom")
-if c1.button("New start", icon=":material/casino:", width="stretch", help="Draw a new random start point z₀."):
+row = st.container(horizontal=True, vertical_alignment="bottom")  # wraps when narrow, never truncates
+if row.button("New start", icon=":material/casino:", help="Draw a new random start point z₀."):
     seeds[0] = random.randrange(1_000_000)
     projector.forget_end(0)
-if c2.button("New end", icon=":material/casino:", width="stretch", help="Draw a new random end point z₁."):
+if row.button("New end", icon=":material/casino:", help="Draw a new random end point z₁."):
     seeds[1] = random.randrange(1_000_000)
     projector.forget_end(1)
-if c3.button("Swap", icon=":material/swap_horiz:", width="stretch"):
+if row.button("Swap", icon=":material/swap_horiz:"):
     seeds.reverse()
     projector.swap_ends()
-mode = c4.radio("Path", list(INTERPOLATIONS), horizontal=True, key="latent_mode",
+mode = row.radio("Path", list(INTERPOLATIONS), horizontal=True, key="latent_mode",
                 help="slerp follows the sphere where Gaussian z's live (their length stays typical); lerp takes the "
                      "straight line, which dips through the unusual short vectors near the centre.")
 classes = None  # conditional runs: the class at each end (the label embedding is walked too)

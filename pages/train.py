@@ -40,10 +40,10 @@ with st.expander("Setup" if not active else f"Setup (the run **{view.name}** is 
         st.info(f"**{spec.name}** ({spec.download_mb} MB) is downloaded the first time it is used. "
                 "Without internet, use the bundled **mnist-5k** instead.", icon=":material/cloud_download:")
 
-c1, c2, _ = st.columns([1, 1.3, 3], vertical_alignment="center")
-start = c1.button("Start", type="primary", icon=":material/play_arrow:", disabled=active, width="stretch",
-                  help="Check the settings and start training." if not active else "Stop the current run first.")
-paused = c2.toggle("Start paused", key="train_start_paused", help="Start, then move one step at a time with Step.")
+row = st.container(horizontal=True, vertical_alignment="center", gap="medium")  # wraps when narrow, never truncates
+start = row.button("Start", type="primary", icon=":material/play_arrow:", disabled=active,
+                   help="Check the settings and start training." if not active else "Stop the current run first.")
+paused = row.toggle("Start paused", key="train_start_paused", help="Start, then move one step at a time with Step.")
 if session.session_value("train_fallback", False):  # "use mnist-5k instead" was pressed
     session.set_session_value("train_fallback", False)
     start = True

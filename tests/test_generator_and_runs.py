@@ -53,7 +53,7 @@ def test_final_metrics_read_junk_as_missing_and_summarise():
     images = FinalMetrics.from_meta({"fcd": 19.94, "classes_covered": 10, "n_classes": 10, "fcd_n": 1000})
     assert images.summary() == "FCD 19.9, 10/10 classes" and images.fcd_n == 1000
     toys = FinalMetrics(modes_covered=8, n_modes=8, hq_fraction=0.958)
-    assert toys.summary() == "8/8 modes, 96% good" and FinalMetrics.from_meta(toys.to_meta()) == toys
+    assert toys.summary() == "8/8 modes, 96% near a mode" and FinalMetrics.from_meta(toys.to_meta()) == toys
 
 
 def test_run_info_reads_typed_numbers_from_a_saved_run(tmp_path):

@@ -55,12 +55,60 @@ def _level(x0: float, x1: float, y: float, name: str, colour: str, dash: str = "
                 line=dict(color=colour, dash=dash, width=1.5))
 
 
+# A y-axis follows the bulk of a curve, not its spikes. The bulk is the 2%-98% quantile band of the values;
+# a value further than SPIKE_REACH band widths outside it is a spike. With spikes, the axis spans the other
+# values only, and each spike is drawn as a marker on the edge it went past (its value on hover).
+SPIKE_QUANTILES = (0.02, 0.98)
+SPIKE_REACH = 3.0
+SPIKE_MIN_POINTS = 20
+
+
+def robust_range(values: np.ndarray) -> Optional[tuple[float, float]]:
+    """The y-range of the values that are not spikes, or None when no value is a spike (the axis then fits
+    everything)."""
+    finite = values[np.isfinite(values)]
+    if finite.size < SPIKE_MIN_POINTS:
+        return None
+    lo, hi = np.quantile(finite, SPIKE_QUANTILES)
+    spread = max(float(hi - lo), 1e-3 * max(abs(float(lo)), abs(float(hi)), 1.0))
+    calm = finite[(finite >= lo - SPIKE_REACH * spread) & (finite <= hi + SPIKE_REACH * spread)]
+    if calm.size == finite.size:
+        return None
+    return float(calm.min()), float(calm.max())
+
+
+def _clip_spikes(data: list[dict], layout: dict[str, Any]) -> list[dict]:
+    """Clip the y-axis of these line traces to `robust_range` of all their values; add one marker trace of
+    the points beyond it, drawn on the edge they went past (hover shows the real value)."""
+    ys = [np.asarray(d["y"], dtype=np.float64) for d in data]
+    span = robust_range(np.concatenate(ys)) if ys else None
+    if span is None:
+        return data
+    low, high = span
+    layout["yaxis"] = dict(range=[low - 0.04 * (high - low), high + 0.04 * (high - low)])
+    xs_out, ys_out, values, symbols = [], [], [], []
+    for d, y in zip(data, ys):
+        out = np.isfinite(y) & ((y > high) | (y < low))
+        x = np.asarray(d["x"], dtype=np.float64)
+        xs_out.append(x[out])
+        ys_out.append(np.where(y[out] > high, high, low))
+        values.append(y[out])
+        symbols += ["triangle-up" if v > high else "triangle-down" for v in y[out]]
+    peak = np.concatenate(values)
+    worst = float(peak[np.argmax(np.abs(peak))])
+    return data + [dict(type="scatter", mode="markers", x=np.concatenate(xs_out), y=np.concatenate(ys_out),
+                        customdata=peak, name=f"spike off the scale ({worst:.3g})",
+                        hovertemplate="step %{x}: %{customdata:.4g}<extra>spike</extra>",
+                        marker=dict(color=WARN, size=10, symbol=symbols, line=dict(color="white", width=1)))]
+
+
 def loss_figure(history: dict[str, list[float]], height: int = 260) -> go.Figure:
-    """D and G losses over training steps."""
+    """D and G losses over training steps; a spike is marked on the edge instead of flattening the curves."""
     steps = _column(history, "step")
-    return _figure([_line(steps, _column(history, "loss_d"), "D (police)", POLICE),
-                    _line(steps, _column(history, "loss_g"), "G (counterfeiter)", FAKE)],
-                   "Losses", height, y_title="loss")
+    layout: dict[str, Any] = {}
+    data = _clip_spikes([_line(steps, _column(history, "loss_d"), "D (police)", POLICE),
+                         _line(steps, _column(history, "loss_g"), "G (counterfeiter)", FAKE)], layout)
+    return _figure(data, "Losses", height, y_title="loss", **layout)
 
 
 def scores_figure(history: dict[str, list[float]], scale: ScoreScale, height: int = 260) -> go.Figure:
@@ -72,7 +120,9 @@ def scores_figure(history: dict[str, list[float]], scale: ScoreScale, height: in
         data.append(_level(float(steps[0]), float(steps[-1]), scale.equilibrium, f"{scale.equilibrium:g}: D can't tell", GREY))
     if scale.probability:
         return _figure(data, "Police verdicts", height, y_title="P(real) by D", yaxis=dict(range=[-0.02, 1.02]))
-    return _figure(data, "Police verdicts", height, y_title="raw score (not a probability)")
+    layout: dict[str, Any] = {}
+    data = _clip_spikes(data[:2], layout) + data[2:]
+    return _figure(data, "Police verdicts", height, y_title="raw score (not a probability)", **layout)
 
 
 def lab_figure(view: LabView, show_surface: bool = True, show_arrows: bool = True, show_real: bool = True,
@@ -193,8 +243,10 @@ def _pair_lines(histories: dict[str, dict], quantities: Sequence[tuple[str, str,
 def pair_loss_figure(history_a: dict, history_b: dict, height: int = 260) -> go.Figure:
     """D and G losses of both sides of an A/B pair, overlaid (A solid, B dashed), by training step (the
     axis is not titled: the legend sits below it)."""
-    data = _pair_lines({"A": history_a, "B": history_b}, [("loss_d", "D", POLICE), ("loss_g", "G", FAKE)])
-    return _figure(data, "Losses: A solid, B dashed", height, x_title="", y_title="loss", legend=PAIR_LEGEND)
+    layout: dict[str, Any] = {}
+    data = _clip_spikes(_pair_lines({"A": history_a, "B": history_b}, [("loss_d", "D", POLICE), ("loss_g", "G", FAKE)]),
+                        layout)
+    return _figure(data, "Losses: A solid, B dashed", height, x_title="", y_title="loss", legend=PAIR_LEGEND, **layout)
 
 
 def pair_scores_figure(history_a: dict, history_b: dict, scale: ScoreScale, height: int = 260) -> go.Figure:

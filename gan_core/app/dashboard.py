@@ -4,16 +4,20 @@ grids, the 2D lab plot, the police's verdict and the quality panel. Every piece 
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Callable, Optional
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from ..config import PRESETS
 from ..live import Job, JobState, JobView, PairJob
 from ..live.verdict import score_scale
+from ..metrics import coverage_text, is_diffuse
 from . import charts
 from .nav import page_path
-from .session import current_job, device_text, heartbeat, manager, session_value, set_session_value
+from .session import (current_job, device_text, forget_shared_view, heartbeat, manager, presenter_mode, session_value,
+                      set_session_value, shared_view)
 
 POLL_SECONDS = 1.0
 QUALITY_POLL_SECONDS = 4.0
@@ -23,6 +27,26 @@ STATE_BADGES = {
     JobState.DIVERGED: ("diverged", "red"), JobState.FAILED: ("failed", "red"),
 }
 NO_TOOLBAR = {"displayModeBar": False}
+PRESENTER_SCALE = 1.4  # the live charts this much taller in presenter mode
+
+
+def scaled(height: int) -> int:
+    """A chart's height: larger in presenter mode."""
+    return round(height * PRESENTER_SCALE) if presenter_mode() else height
+
+
+def plot(figure: go.Figure, key: str) -> None:
+    """Draw a plotly figure of the live pages (larger text in presenter mode)."""
+    if presenter_mode():
+        figure.update_layout(font_size=16, title_font_size=19, legend_font_size=15)
+    st.plotly_chart(figure, key=key, config=NO_TOOLBAR)
+
+
+def inline_png(png: bytes) -> str:
+    """PNG bytes as a data: URL for st.image. A live picture must not go through Streamlit's media files:
+    each fragment run replaces the previous file and drops it, and a browser still loading it gets a 404
+    (a broken image). A data URL travels inside the page's own message and never expires."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, JobView]]:
@@ -33,7 +57,7 @@ def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, J
     if job is None:
         return None
     heartbeat()
-    view = job.view()
+    view = shared_view(job, "page", 2 * POLL_SECONDS)  # the one the sidebar draws too
     rerun_if_ended(view, key)
     st.markdown(f"### {view.name}")
     job_controls(job, view, key, step_label=step_label)
@@ -102,6 +126,12 @@ def _command(job: Job, command: Callable[[], None], timeout: float) -> None:
     version = job.view().version
     command()
     job.wait_for_view(version, timeout=timeout)
+    forget_shared_view()
+
+
+def _stop(job: Job) -> None:
+    job.stop()
+    forget_shared_view()
 
 
 def job_controls(job: Job, view: JobView, key: str, step_label: str = "Step") -> None:
@@ -118,7 +148,7 @@ def job_controls(job: Job, view: JobView, key: str, step_label: str = "Step") ->
                   help="Exactly one training iteration: D's update(s), then G's update. The run pauses after it.",
                   width="content", on_click=_command, args=(job, job.step_once, 3.0))
         st.button("Stop", key=f"{key}_btn_stop", icon=":material/stop:", disabled=not view.active, width="content",
-                  help="Stop and save the run (it appears under Runs).", on_click=job.stop)
+                  help="Stop and save the run (it appears under Runs).", on_click=_stop, args=(job,))
 
 
 def status_banner(view: JobView) -> None:
@@ -159,17 +189,23 @@ def _status_banner_body(view: JobView) -> None:
 
 
 def stats_row(view: JobView) -> None:
-    """Step, speed, elapsed time, device."""
-    text, _ = STATE_BADGES[view.state]
-    cols = st.columns([1, 1, 1, 1, 1.6])
-    cols[0].metric("Status", text.capitalize())
-    cols[1].metric("Step", f"{view.step:,}")
-    cols[2].metric("Images / s", f"{view.images_per_s:,.0f}" if view.state == JobState.RUNNING else "–",
-                   help="Real + generated images the discriminator sees per second, overheads included.")
-    cols[3].metric("Elapsed", _duration(view.wall_seconds), help=f"Pure training time: {_duration(view.train_seconds)}")
-    cols[4].metric("Device", view.device or device_text())
-    if view.load is not None and view.state in (JobState.RUNNING, JobState.PAUSED):
-        st.caption(f"Speed: {view.load.sharing_text()}.")  # the speed above is what this run gets of the server
+    """State, step, speed, wall clock and training time (which the time budget counts), device. The
+    metrics sit in a row that wraps when narrow, so none is ever cut off."""
+    text, colour = STATE_BADGES[view.state]
+    budget = float(view.config.get("seconds") or 0)
+    with st.container(horizontal=True, gap="medium", vertical_alignment="center"):
+        st.markdown(f"#### :{colour}-badge[{text}]", width="content")
+        st.metric("Step", f"{view.step:,}", width="content")
+        st.metric("Images / s", f"{view.images_per_s:,.0f}" if view.state == JobState.RUNNING else "–", width="content",
+                  help="Real + generated images the discriminator sees per second, overheads included.")
+        st.metric("Wall clock", _duration(view.wall_seconds), width="content",
+                  help="Time since training started, pauses included.")
+        st.metric("Training time", _duration(view.train_seconds) + (f" of {_duration(budget)}" if budget else ""),
+                  width="content", help="Time spent in the training steps themselves: the time budget counts this. "
+                  "The live pictures, the quality metrics and the saves run in between, so the wall clock runs ahead.")
+    sharing = view.load is not None and view.state in (JobState.RUNNING, JobState.PAUSED)
+    # the speed above is what this run gets of the server: say with how many it shares it
+    st.caption(f"Device: {view.device or device_text()}" + (f" · speed: {view.load.sharing_text()}." if sharing else ""))
 
 
 def _duration(seconds: float) -> str:
@@ -182,8 +218,8 @@ def _duration(seconds: float) -> str:
 def charts_panel(view: JobView, key: str, height: int = 250) -> None:
     """Loss curves and the police's average verdict on real and fake bills."""
     scale = score_scale(view.config["loss"])
-    st.plotly_chart(charts.loss_figure(view.history, height), key=f"{key}_chart_loss", config=NO_TOOLBAR)
-    st.plotly_chart(charts.scores_figure(view.history, scale, height), key=f"{key}_chart_scores", config=NO_TOOLBAR)
+    plot(charts.loss_figure(view.history, scaled(height)), f"{key}_chart_loss")
+    plot(charts.scores_figure(view.history, scale, scaled(height)), f"{key}_chart_scores")
     if not scale.probability:
         st.caption(f"With the **{view.config['loss']}** loss, D's output is {scale.label}: not a probability.")
 
@@ -211,8 +247,18 @@ def samples_panel(view: JobView, key: str) -> None:
         st.caption("The first samples appear in a moment.")
         return
     cond = " Each row is one class." if view.class_names and view.config.get("conditional") else ""
-    st.image(png, caption=f"Step {step:,}{' (now)' if live else ''}: the same latent vectors z at every snapshot, "
-                          f"so you watch the same fakes improve.{cond}", width="stretch")
+    st.image(inline_png(png), caption=f"{frame_label(view, step, live).capitalize()}: the same latent vectors z at every "
+                                      f"snapshot, so you watch the same fakes improve.{cond}", width="stretch")
+
+
+def frame_label(view: JobView, step: int, live: bool) -> str:
+    """'step N (now)' only when the picture shows the run's current step; the newest picture of a run that
+    has moved on since says so, and a look-back frame is just its step."""
+    if not live:
+        return f"step {step:,}"
+    if step == view.step:
+        return f"step {step:,} (now)"
+    return f"step {step:,} (newest picture; the run is at step {view.step:,})"
 
 
 def lab_panel(view: JobView, key: str, height: int = 520, options: bool = True) -> None:
@@ -228,9 +274,9 @@ def lab_panel(view: JobView, key: str, height: int = 520, options: bool = True) 
                             help="Where the police say 'real' (green) or 'fake' (violet).")
         arrows = c2.toggle("G's push", value=True, key=f"{key}_show_arrows",
                            help="-d loss_G / d x: where the generator's gradient moves each fake.")
-    title = f"step {step:,}{' (now)' if live else ''}"
-    st.plotly_chart(charts.lab_figure(lab, show_surface=surface, show_arrows=arrows, height=height, title=title),
-                    key=f"{key}_chart_plot", config=NO_TOOLBAR)
+    # Not scaled in presenter mode: the plane is square, so the column's width (wider without the sidebar) sets its size.
+    plot(charts.lab_figure(lab, show_surface=surface, show_arrows=arrows, height=height,
+                           title=frame_label(view, step, live)), f"{key}_chart_plot")
 
 
 def verdict_panel(view: JobView) -> None:
@@ -248,8 +294,8 @@ def verdict_panel(view: JobView) -> None:
     c1.metric("Fakes that pass", f"{v.fake_pass_share:.0%}")
     c2.metric("Real images recognised", f"{v.real_pass_share:.0%}")
     if v.fake_png:
-        c1.image(v.fake_png, caption="Fakes: G(z)", width="stretch")
-        c2.image(v.real_png, caption="Real images from the dataset", width="stretch")
+        c1.image(inline_png(v.fake_png), caption="Fakes: G(z)", width="stretch")
+        c2.image(inline_png(v.real_png), caption="Real images from the dataset", width="stretch")
 
 
 def quality_panel(view: JobView, key: str) -> None:
@@ -274,16 +320,34 @@ def quality_panel(view: JobView, key: str) -> None:
         c3.metric("Classes drawn", f"{m.covered[-1]} of {m.n_modes}", help="Classes that get at least 2% of the samples.")
         c1, c2 = st.columns(2)
         with c1:
-            st.plotly_chart(charts.fcd_figure(m), key=f"{key}_chart_fcd", config=NO_TOOLBAR)
+            plot(charts.fcd_figure(m, scaled(240)), f"{key}_chart_fcd")
         with c2:
-            st.plotly_chart(charts.histogram_figure(m, view.class_names), key=f"{key}_chart_hist", config=NO_TOOLBAR)
+            plot(charts.histogram_figure(m, view.class_names, scaled(240)), f"{key}_chart_hist")
     else:
         c1, c2 = st.columns(2)
-        c1.metric("Modes covered", f"{m.covered[-1]} of {m.n_modes}", help="Modes that received at least one good sample.")
-        c2.metric("Good samples", f"{m.hq_fraction[-1]:.0%}", help="Share of generated points within 3 std of a mode.")
+        mode_metrics(m, c1, c2)
+        coverage_note(m)
         c1, c2 = st.columns(2)
         with c1:
-            st.plotly_chart(charts.coverage_figure(m), key=f"{key}_chart_cov", config=NO_TOOLBAR)
+            plot(charts.coverage_figure(m, scaled(240)), f"{key}_chart_cov")
         with c2:
-            st.plotly_chart(charts.per_mode_figure(m), key=f"{key}_chart_modes", config=NO_TOOLBAR)
+            plot(charts.per_mode_figure(m, scaled(240)), f"{key}_chart_modes")
     st.caption(f"Measured in the training thread every few seconds (last pass: {m.seconds:.2f} s).")
+
+
+def mode_metrics(m: Any, left: Any, right: Any) -> None:
+    """A 2D toy's mode count and, beside it, the share of samples near a mode (the count alone flatters a
+    diffuse cloud: one nearby sample covers a mode)."""
+    left.metric("Modes covered", f"{m.covered[-1]} of {m.n_modes}", help="Modes with at least one generated point "
+                "within 3 std of their centre: a single point is enough, so read it with the share beside it.")
+    right.metric("Near a mode", f"{m.hq_fraction[-1]:.0%}", help="Share of generated points within 3 std of a mode.")
+
+
+def coverage_note(m: Any) -> None:
+    """The mode count in one sentence with its quality share; a warning when most samples are near no mode."""
+    text = coverage_text(m.covered[-1], m.n_modes, m.hq_fraction[-1])
+    if is_diffuse(m.hq_fraction[-1]):
+        st.warning(f"**{text}**: most samples are near no mode, a diffuse cloud rather than the modes themselves.",
+                   icon=":material/blur_on:")
+    else:
+        st.caption(f"**{text}**.")

@@ -92,7 +92,7 @@ def config_form(prefix: str, toy: bool = False) -> dict[str, Any]:
              format_func=lambda n: f"{n}  ({DATASETS[n].description})")
     if not toy:
         w.choice("arch", "Architecture", c2, ARCHS)
-        c3.toggle("Conditional (choose the class)", key=_key(prefix, "conditional"), help=field_help("conditional"),
+        c3.toggle("Conditional", key=_key(prefix, "conditional"), help=field_help("conditional"),
                   persist_state="session")
     c1, c2, c3 = st.columns(3)
     w.choice("loss", "Loss", c1, LOSS_NAMES, format_func=lambda n: f"{n}: {LOSSES[n].description}")
@@ -105,7 +105,7 @@ def config_form(prefix: str, toy: bool = False) -> dict[str, Any]:
     c1, c2, c3 = st.columns(3)
     w.number("z_dim", "Latent size (z)", c1, step=8)
     w.number("seed", "Seed", c2, step=1)
-    w.number("seconds", "Stop after (seconds, 0 = never)", c3, "%.0f", 60.0)
+    w.number("seconds", "Training time budget (s, 0 = none)", c3, "%.0f", 60.0)
     with st.expander("More settings (the preset sets them all; a new preset resets them)"):
         _advanced(w, toy)
     values = {name: session_value(_key(prefix, name)) for name in FORM_FIELDS if has_session_value(_key(prefix, name))}

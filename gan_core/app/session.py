@@ -3,6 +3,7 @@ training job, and one-shot messages. The only module that touches `st.session_st
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 import streamlit as st
@@ -85,6 +86,36 @@ def manager() -> JobManager:
 def current_job() -> Optional[Job]:
     """This session's training job (running or last finished), if any."""
     return manager().job_for(session_id())
+
+
+def shared_view(job: Job, reader: str, max_age: float) -> Any:
+    """The view of `job` that this session's sidebar and page draw alike. The page's live fragment and the
+    sidebar's poll at the same rate, so their runs come in pairs: the first of a pair builds the view, the
+    other (a different `reader`) draws that same view once, if it is younger than `max_age` seconds and the
+    job is still in the state it shows. So both show the same step."""
+    kept = peek_session_value("_shared_view")
+    now = time.monotonic()
+    if (kept is not None and kept["job"] == job.id and kept["builder"] != reader and reader not in kept["readers"]
+            and now - kept["built"] < max_age and kept["view"].state == job.state):
+        kept["readers"].add(reader)
+        return kept["view"]
+    view = job.view()
+    set_session_value("_shared_view", {"job": job.id, "built": now, "view": view, "builder": reader, "readers": set()})
+    return view
+
+
+def forget_shared_view() -> None:
+    """Drop the shared view (after a command: the next draw must show its effect)."""
+    set_session_value("_shared_view", None)
+
+
+PRESENTER_KEY = "presenter_mode"
+
+
+def presenter_mode() -> bool:
+    """Whether this session shows the app for a projector: sidebar collapsed, larger charts and grids (the
+    sidebar's "Presenter mode" toggle, whose widget state lives under PRESENTER_KEY)."""
+    return bool(peek_session_value(PRESENTER_KEY, False))
 
 
 def heartbeat() -> None:

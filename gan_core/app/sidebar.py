@@ -1,22 +1,25 @@
-"""The sidebar on every page: this session's run (state, step, queue position) and the server's
-training slots. Its polling is also the run's heartbeat while the run is active."""
+"""The sidebar on every page: the presenter toggle, this session's run (state, step, queue position) and
+the server's training slots. Its polling is also the run's heartbeat while the run is active."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from .dashboard import STATE_BADGES
-from .session import current_job, device_text, heartbeat, manager
-
-SIDEBAR_POLL_SECONDS = 5.0
+from .dashboard import POLL_SECONDS, STATE_BADGES
+from .session import PRESENTER_KEY, current_job, device_text, forget_shared_view, heartbeat, manager, shared_view
 
 
 def sidebar_status() -> None:
-    """Show this session's run in the sidebar and keep its heartbeat going while it is active."""
+    """Show the presenter toggle and this session's run in the sidebar; keep the run's heartbeat going while
+    it is active. The run's box polls as often as the live pages and draws the same view as they do (see
+    `session.shared_view`), so the sidebar and the page never disagree about the step."""
+    forget_shared_view()  # a full run starts from a fresh view: the sidebar builds it, the page reuses it
     job = current_job()
     active = job is not None and job.state.active
     with st.sidebar:
-        st.fragment(run_every=SIDEBAR_POLL_SECONDS if active else None)(_sidebar_body)()
+        st.toggle("Presenter mode", key=PRESENTER_KEY, help="For a projector: hides this sidebar (open it again with "
+                  "the arrow at the top left) and draws the charts and sample grids larger.")
+        st.fragment(run_every=POLL_SECONDS if active else None)(_sidebar_body)()
 
 
 def _sidebar_body() -> None:
@@ -27,7 +30,7 @@ def _sidebar_body() -> None:
         if job is None:
             st.caption("No run yet in this session.")
         else:
-            view = job.view()
+            view = shared_view(job, "sidebar", 2 * POLL_SECONDS)
             text, colour = STATE_BADGES[view.state]
             st.markdown(f"**Your run** :{colour}-badge[{text}]")
             position = f", queue position {view.queue_position}" if view.queue_position else ""

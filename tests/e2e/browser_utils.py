@@ -36,6 +36,38 @@ def assert_no_crash(page) -> None:
     assert not errors, f"the app crashed in the browser: {errors}"
 
 
+# Every rendered element of the app that clips its own text (an ellipsis, or overflow hidden) while its text
+# is wider than the element: a truncated button, label, metric, link or caption. Charts, tables and code
+# draw their own text and are left out.
+TRUNCATED_JS = """() => {
+  const skip = '.js-plotly-plot, [data-testid=stDataFrame], [data-testid=stCode], [data-testid=stJson]';
+  const out = [];
+  for (const el of document.querySelectorAll('[data-testid=stApp] *')) {
+    if (el instanceof SVGElement || el.closest(skip)) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width <= 2 || box.height <= 2 || el.clientWidth === 0) continue;  // hidden or screen-reader only
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden') continue;
+    const clips = style.textOverflow === 'ellipsis' || ['hidden', 'clip'].includes(style.overflowX);
+    const text = (el.innerText || '').trim();
+    if (clips && text && el.scrollWidth > el.clientWidth + 1)
+      out.push(`${text.slice(0, 50)} (${el.closest('[data-testid]')?.dataset.testid}: ${el.clientWidth} of ${el.scrollWidth} px)`);
+  }
+  return out;
+}"""
+
+
+def truncated_texts(page) -> list[str]:
+    """The texts the page shows cut off (see TRUNCATED_JS), each with its element and widths."""
+    return page.evaluate(TRUNCATED_JS)
+
+
+def wait_until_drawn(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the script run that draws the page has finished (no placeholder left), so what a check
+    reads is the whole page, not the part drawn so far (on a busy 2-core machine a page takes seconds)."""
+    page.wait_for_function("() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
+                           " && !document.querySelector('[data-testid=stSkeleton]')", timeout=timeout_ms)
+
 def chromium_path() -> str | None:
     """Debian's Chromium (Playwright cannot download its own browser here)."""
     if Path("/usr/bin/chromium").exists():

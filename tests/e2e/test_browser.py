@@ -1,5 +1,5 @@
 """End to end in headless Chromium: train a 2D toy live, watch it update, stop it; move the latent
-slider; two sessions at once; a screenshot of every page for review."""
+slider; two sessions at once; every page at a projector's 1024x768 with nothing cut off, screenshotted."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from browser_utils import assert_no_crash, new_app_page
+from browser_utils import assert_no_crash, new_app_page, truncated_texts, wait_until_drawn
 from gan_test_utils import wait_until
 
 from gan_core.app.nav import PAGES
@@ -212,9 +212,14 @@ def test_two_sessions_at_once(two_sessions, app_url, screenshots):
 @pytest.mark.parametrize("path,heading", [("", "GAN Playground") if p.key == "home" else (Path(p.path).stem, p.title)
                                           for p in PAGES])
 def test_screenshot_every_page(page, app_url, screenshots, path, heading):
+    page.set_viewport_size({"width": 1024, "height": 768})  # a classroom projector
     open_app(page, app_url, path, heading)
-    time.sleep(1.5)
+    wait_until_drawn(page)
+    time.sleep(1.0)  # images and charts settle
     assert page.locator("[data-testid=stException]").count() == 0
+    cut = truncated_texts(page)
+    assert not cut, f"cut off at 1024 px: {cut}"
+    page.screenshot(path=str(screenshots / f"projector-{path or 'home'}.png"))  # what the room sees
     screenshot(page, screenshots, f"page-{path or 'home'}")
 
 
