@@ -16,12 +16,15 @@ def isolated_dirs(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def manager(tmp_path):
-    """A job manager with one training slot and quick live-view cadences; shut down (threads joined) after."""
+    """A job manager with one training slot, first come first served, jobs in threads (the tests inject
+    trainer factories) and quick live-view cadences; shut down (threads joined) after. The fair scheduler and
+    the worker processes have their own tests (test_scheduler.py, test_worker.py)."""
     import threading
 
     from gan_core.live import JobManager
 
-    m = JobManager(max_jobs=1, root=tmp_path / "runs", view_seconds=0.1, metrics_seconds=0.5, checkpoint_seconds=0.3)
+    m = JobManager(max_jobs=1, root=tmp_path / "runs", view_seconds=0.1, metrics_seconds=0.5, checkpoint_seconds=0.3,
+                   scheduling="queue", workers="thread")
     yield m
     m.shutdown(timeout=30)
     assert not [t for t in threading.enumerate() if t.name.startswith("gan-job")], "a job thread outlived shutdown"

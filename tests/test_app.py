@@ -27,8 +27,10 @@ PAGES = [p.path for p in PAGE_INFO]
 
 @pytest.fixture(autouse=True)
 def manager(monkeypatch):
-    """A fresh process-wide job manager per test (one slot, quick cadences), shut down afterwards."""
-    m = JobManager(max_jobs=1, view_seconds=0.2, metrics_seconds=1.0, checkpoint_seconds=1.0)
+    """A fresh process-wide job manager per test (one slot, first come first served, quick cadences; jobs in
+    threads, since some tests patch the engine in this process), shut down afterwards."""
+    m = JobManager(max_jobs=1, view_seconds=0.2, metrics_seconds=1.0, checkpoint_seconds=1.0, scheduling="queue",
+                   workers="thread")
     previous = set_manager(m)
     yield m
     m.shutdown(timeout=30)

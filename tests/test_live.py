@@ -125,7 +125,8 @@ def test_budget_finishes_and_saves(manager):
 
 
 def test_reaper_stops_a_job_whose_tab_closed(tmp_path):
-    m = JobManager(max_jobs=2, root=tmp_path, session_timeout=0.6, reaper_interval=0.1, view_seconds=0.1)
+    m = JobManager(max_jobs=2, root=tmp_path, session_timeout=0.6, reaper_interval=0.1, view_seconds=0.1,
+                   scheduling="queue", workers="thread")
     try:
         abandoned = m.submit("gone", tiny())
         kept = m.submit("here", tiny())
@@ -148,7 +149,7 @@ def test_reaper_stops_a_job_whose_tab_closed(tmp_path):
 
 def test_no_thread_left_behind(tmp_path):
     before = set(threading.enumerate())
-    m = JobManager(max_jobs=2, root=tmp_path, view_seconds=0.1)
+    m = JobManager(max_jobs=2, root=tmp_path, view_seconds=0.1, scheduling="queue", workers="thread")
     jobs = [m.submit(f"s{i}", tiny()) for i in range(3)]
     assert wait_until(lambda: len(job_threads()) == 2)
     assert all(t.daemon for t in job_threads())
@@ -220,7 +221,7 @@ def test_download_progress_is_reported(manager):
 
 
 def test_sessions_do_not_see_each_others_runs(tmp_path):
-    m = JobManager(max_jobs=2, root=tmp_path, view_seconds=0.1)
+    m = JobManager(max_jobs=2, root=tmp_path, view_seconds=0.1, scheduling="queue", workers="thread")
     try:
         a, b = m.submit("alice", tiny()), m.submit("bob", tiny(seed=3))
         assert m.job_for("alice") is a and m.job_for("bob") is b

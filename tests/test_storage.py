@@ -50,7 +50,8 @@ def test_a_failed_save_keeps_the_last_checkpoint_and_leaves_nothing_behind(tmp_p
 
 
 def test_a_live_run_trains_on_when_its_disk_is_full_and_saves_again_after(tmp_path, monkeypatch):
-    manager = JobManager(max_jobs=1, root=tmp_path / "runs", view_seconds=0.1, metrics_seconds=60, checkpoint_seconds=0.2)
+    manager = JobManager(max_jobs=1, root=tmp_path / "runs", view_seconds=0.1, metrics_seconds=60, checkpoint_seconds=0.2,
+                         workers="thread")  # the test patches the disk writes in this process
     try:
         job = manager.submit("s", get_preset("ring8").config(g_width=16, d_width=16, batch_size=32))
         assert wait_until(lambda: job.view().saved_step is not None and job.view().step > 5)

@@ -20,6 +20,7 @@ from ..identity import owner_id
 from ..paths import data_cache_dir
 from ..trainer import StepRecord, Trainer
 from .quality import LiveMetrics
+from .scheduler import SlotLoad, Turns
 from .view import JobState, JobView, Progress, RecordHistory, SnapshotHistory
 
 TrainerFactory = Callable[[TrainConfig], Trainer]
@@ -47,6 +48,7 @@ class JobHost(Protocol):
     def release(self, job: "Job") -> None: ...
     def expired(self, job: "Job") -> bool: ...
     def threads_per_job(self) -> int: ...
+    def load(self, job: "Job") -> Optional[SlotLoad]: ...
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,28 @@ class Controls:
         self._thread: Optional[threading.Thread] = None
         self._paused, self._stop, self._stop_reason = start_paused, False, ""
         self._pending_steps, self._speed, self._last_step = 0, 0.0, 0.0
+        # Fair sharing (scheduler.py): the worker's turns at a slot; None when the job trains without sharing.
+        self.turns: Optional[Turns] = None
+        # A job trained in a worker process (worker.py): its commands are forwarded there as messages (under
+        # the lock, so the state the worker starts from and the commands it receives later never overlap).
+        self.forward: Optional[Callable[[tuple], None]] = None
+        self.worker_pid: Optional[int] = None  # the worker process's id while it runs (process mode)
+
+    def _forward(self, *message: Any) -> None:
+        forward = self.forward
+        if forward is not None:
+            forward(message)
+
+    def take_turn(self) -> bool:
+        """The worker's gate before each step: wait for a share of a training slot (fair mode); False if the
+        job was stopped while it waited."""
+        return self.turns.take(lambda: self._stop) if self.turns is not None else True
 
     def _shown_state(self) -> JobState:
         raise NotImplementedError
+
+    def _waiting(self) -> None:
+        """Called (under the lock) each time the worker waits in `next_command` (a worker process says it is alive)."""
 
     def _set_state(self, state: JobState, message: str) -> None:
         """Show `state` (called under the lock)."""
@@ -85,12 +106,14 @@ class Controls:
         with self._cond:
             self._paused = True
             self._cond.notify_all()
+            self._forward("pause")
 
     def resume(self) -> None:
         """Continue training."""
         with self._cond:
             self._paused, self._pending_steps = False, 0
             self._cond.notify_all()
+            self._forward("resume")
 
     def step_once(self) -> None:
         """Run exactly one D+G iteration (the job pauses first if it was running)."""
@@ -98,12 +121,14 @@ class Controls:
             self._paused = True
             self._pending_steps += 1
             self._cond.notify_all()
+            self._forward("step")
 
     def set_speed(self, steps_per_second: float) -> None:
         """Slow motion: at most this many steps per second (0 = full speed)."""
         with self._cond:
             self._speed = max(0.0, float(steps_per_second))
             self._cond.notify_all()
+            self._forward("speed", self._speed)
 
     def stop(self, wait: bool = True, timeout: float = 30.0, reason: str = "") -> None:
         """Stop the job (a queued one never starts); the worker saves the run. Joins the thread if `wait`."""
@@ -111,6 +136,7 @@ class Controls:
             self._stop = True
             self._stop_reason = self._stop_reason or reason
             self._cond.notify_all()
+            self._forward("stop", reason)
         self.host.withdraw(self)
         thread = self._thread
         if wait and thread is not None and thread is not threading.current_thread():
@@ -156,6 +182,9 @@ class Controls:
                     if self._shown_state() != JobState.PAUSED:
                         self._set_state(JobState.PAUSED, "paused")
                     wait = 0.5
+                if self.turns is not None:  # nobody trains in a slot while it waits
+                    self.turns.idle()
+                self._waiting()
                 self._cond.wait(wait)
             if single:
                 self._pending_steps -= 1
@@ -170,8 +199,9 @@ class Job(Controls):
 
     def __init__(self, host: JobHost, session: str, config: TrainConfig, run_dir: Path, preset: str = "",
                  start_paused: bool = False, trainer_factory: Optional[TrainerFactory] = None,
-                 lock: Optional[threading.Condition] = None):
-        """`lock`: a condition shared with other jobs (the two sides of an A/B pair share their pair's)."""
+                 lock: Optional[threading.Condition] = None, owner: Optional[str] = None):
+        """`lock`: a condition shared with other jobs (the two sides of an A/B pair share their pair's).
+        `owner`: the one-way owner id saved with the run (default: computed from `session`)."""
         self.host = host
         self.id = uuid.uuid4().hex[:12]
         self.session = session
@@ -181,6 +211,7 @@ class Job(Controls):
         self.preset = preset
         self.spec = DATASETS[config.dataset]
         self.trainer_factory: TrainerFactory = trainer_factory or Trainer
+        self.owner = owner if owner is not None else owner_id(session, self.run_dir.parent)  # never the secret
         self._init_controls(lock or threading.Condition(), start_paused)
         self.pair: Optional[dict[str, str]] = None  # {"id", "side", "other"} for a side of an A/B pair (pair.py)
         self._progress = Progress()
@@ -211,6 +242,11 @@ class Job(Controls):
         """The run folders this job writes (one; a pair has two)."""
         return (self.run_dir,)
 
+    def trained(self) -> tuple[int, float]:
+        """(steps done, training seconds so far): cheap, for the manager's wait estimate."""
+        with self._cond:
+            return self._progress.step, self._progress.train_seconds
+
     @property
     def metrics(self) -> Optional[LiveMetrics]:
         """The latest quality numbers, if measured yet."""
@@ -225,6 +261,7 @@ class Job(Controls):
     def view(self) -> JobView:
         """An immutable snapshot of everything the page shows (build it once per page run)."""
         position = self.host.queue_position(self)  # before taking our lock: the manager's lock comes first
+        load = self.host.load(self)
         with self._cond:
             p, now = self._progress, time.monotonic()
             wall = (p.ended_wall or now) - p.started_wall if p.started_wall is not None else 0.0
@@ -237,6 +274,7 @@ class Job(Controls):
                 snapshots=self._snapshots.items(), latest=p.latest, latest_step=p.latest_step, verdict=p.verdict,
                 lab=p.lab, step_frames=list(p.step_frames), metrics=p.metrics, run_dir=str(self.run_dir),
                 saved_step=p.saved_step, storage_problem=p.storage_problem, speed=self._speed, version=self._version,
+                load=load,
             )
 
     def _rate(self, now: float) -> float:
@@ -288,7 +326,7 @@ class Job(Controls):
     def run_metadata(self, status: str) -> dict[str, Any]:
         """What a checkpoint of this job saves besides the trainer's own metadata."""
         meta: dict[str, Any] = {"name": self.name, "preset": self.preset, "status": status,
-                                "owner": owner_id(self.session, self.run_dir.parent)}  # never the session secret
+                                "owner": self.owner}
         final = self.metrics.final().to_meta() if self.metrics is not None else {}
         if final:
             meta["final_metrics"] = final

@@ -125,6 +125,8 @@ class TrainingLoop:
             ended = self.budget_end()
             if ended is not None:
                 return ended
+            if not self.job.take_turn():  # fair sharing: wait for a turn at a slot (stopped meanwhile: see above)
+                continue
             self.advance(command)
 
     def budget_end(self) -> Optional[tuple[JobState, str]]:

@@ -1,10 +1,14 @@
-"""Admission of training jobs: a process-wide `JobManager` (see `get_manager()`) runs at most
-`max_jobs` jobs at once, queues the rest in order, and reaps jobs whose browser tab was closed.
+"""Admission of training jobs: a process-wide `JobManager` (see `get_manager()`) admits up to
+`max_admitted` runs, which share `max_jobs` training slots round-robin in short quanta (fair mode, the
+default: scheduler.py), queues the rest in order with an estimated wait, and reaps jobs whose browser
+tab was closed. `GAN_SCHEDULING=queue` restores first come, first served: `max_jobs` runs train at
+once, each with a slot to itself, the others wait.
 
 Pages never train: they submit a job, send it commands (pause, resume, step, stop) and poll
 `job.view()`. Each poll is also a heartbeat; a job whose session has not been seen for
-`session_timeout` seconds is stopped and saved. Worker threads are daemons, are joined on stop, and
-never touch the UI. Nothing here imports Streamlit.
+`session_timeout` seconds is stopped and saved. Each job trains in a worker process of its own
+(worker.py, the default) or, with `workers="thread"`, in a thread of this process; either is watched
+by a daemon thread that is joined on stop. Nothing here imports Streamlit.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 
-from ..budget import check_run_budget, default_run_budget_bytes
+from ..budget import MACHINE_SHARE, check_run_budget, default_run_budget_bytes, machine_memory_bytes
 from ..config import TrainConfig
 from ..data import DATASETS
 from ..device import resolve_device
@@ -27,6 +31,8 @@ from ..paths import runs_dir
 from ..runs import new_run_dir, recover_runs_folder
 from .job import Job, JobSettings, TrainerFactory
 from .pair import PairJob
+from .scheduler import (DEFAULT_QUANTUM_SECONDS, REFRESH_TARGET_SECONDS, FairShare, SlotLoad, Turns,
+                        estimated_waits, remaining_train_seconds)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,16 @@ ENV_SESSION_TIMEOUT = "GAN_SESSION_TIMEOUT"
 ENV_TORCH_THREADS = "GAN_TORCH_THREADS"
 ENV_METRICS_SECONDS = "GAN_METRICS_SECONDS"
 ENV_DATA_ROOTS = "GAN_DATA_ROOTS"
+ENV_MAX_ADMITTED = "GAN_MAX_ADMITTED"
+ENV_SCHEDULING = "GAN_SCHEDULING"  # "fair" (default) or "queue"
+ENV_QUANTUM = "GAN_QUANTUM_SECONDS"
+ENV_WORKERS = "GAN_WORKERS"  # "process" (default) or "thread"
+SCHEDULING_MODES = ("fair", "queue")
+WORKER_MODES = ("process", "thread")
+# Memory an admitted run may take on this server: a worker process (measured by benchmarks/classroom.py:
+# about 250-330 MB resident for mnist-dcgan, most of it torch's pages shared with the other workers) plus
+# its data, views and history; the default admission cap keeps that many runs within budget.MACHINE_SHARE.
+ADMITTED_RUN_BYTES = 400 * 2**20
 DEFAULT_SESSION_TIMEOUT = 120.0
 # A queued page sends a heartbeat every second (the sidebar every 5 s; a background tab, throttled by
 # the browser, at least about once a minute): a queued job not heard from for this long belongs to a
@@ -82,14 +98,51 @@ def default_max_jobs() -> int:
     return max(1, cpu_cores() // 2)
 
 
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """$name if it is one of `choices`, else the first choice (another value is logged and ignored)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value and value not in choices:
+        log.warning("ignoring %s=%r: expected one of %s", name, value, ", ".join(choices))
+    return value if value in choices else choices[0]
+
+
+def default_max_admitted(slots: int, quantum_seconds: float) -> int:
+    """$GAN_MAX_ADMITTED, else as many runs as the memory holds (ADMITTED_RUN_BYTES each within
+    budget.MACHINE_SHARE of the machine) and as can share the slots with every view refreshed within
+    REFRESH_TARGET_SECONDS (one quantum per run per round); at least `slots`."""
+    if os.environ.get(ENV_MAX_ADMITTED):
+        return max(1, int(env_float(ENV_MAX_ADMITTED, slots)))
+    by_memory = int(machine_memory_bytes() * MACHINE_SHARE // ADMITTED_RUN_BYTES)
+    by_refresh = int(slots * REFRESH_TARGET_SECONDS // max(quantum_seconds, 1e-3))
+    return max(slots, min(by_memory, by_refresh))
+
+
 class JobManager:
-    """Admits at most `max_jobs` training jobs at once, queues the rest, reaps abandoned ones."""
+    """Admits training jobs (fair share of the slots, or first come first served), queues the rest, reaps
+    abandoned ones."""
 
     def __init__(self, max_jobs: Optional[int] = None, session_timeout: Optional[float] = None,
                  root: Optional[Path] = None, checkpoint_seconds: float = 20.0, view_seconds: float = 1.0,
                  metrics_seconds: Optional[float] = None, snapshot_cap: int = 100, history_cap: int = 1000,
-                 metrics_history: int = 200, reaper_interval: Optional[float] = None):
+                 metrics_history: int = 200, reaper_interval: Optional[float] = None,
+                 scheduling: Optional[str] = None, max_admitted: Optional[int] = None,
+                 quantum_seconds: Optional[float] = None, workers: Optional[str] = None):
+        """`max_jobs`: training slots ($GAN_MAX_JOBS); `scheduling`: "fair" or "queue" ($GAN_SCHEDULING);
+        `max_admitted`: runs sharing the slots in fair mode ($GAN_MAX_ADMITTED, default from memory);
+        `quantum_seconds`: a run's turn at a slot ($GAN_QUANTUM_SECONDS); `workers`: "process" (a worker
+        process per job, worker.py) or "thread" (in this process: for tests that inject trainer factories
+        or patch the engine in-process, which a separate process cannot see) ($GAN_WORKERS)."""
         self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs()
+        self.scheduling = scheduling or env_choice(ENV_SCHEDULING, SCHEDULING_MODES)
+        self.workers = workers or env_choice(ENV_WORKERS, WORKER_MODES)
+        if self.scheduling not in SCHEDULING_MODES or self.workers not in WORKER_MODES:
+            raise ValueError(f"scheduling must be one of {SCHEDULING_MODES}, workers one of {WORKER_MODES}")
+        self.quantum_seconds = quantum_seconds if quantum_seconds is not None else env_float(ENV_QUANTUM, DEFAULT_QUANTUM_SECONDS)
+        if self.scheduling == "queue":
+            self.max_admitted = self.max_jobs
+        else:
+            self.max_admitted = max_admitted if max_admitted is not None else default_max_admitted(self.max_jobs, self.quantum_seconds)
+        self.share = FairShare(self.max_jobs)
         if session_timeout is None:
             session_timeout = env_float(ENV_SESSION_TIMEOUT, DEFAULT_SESSION_TIMEOUT)
         self.session_timeout = session_timeout
@@ -120,7 +173,7 @@ class JobManager:
         spec = DATASETS[config.dataset]
         side = config.image_size or 28
         shape = spec.shape or (config.channels or 3, side, side)  # folders decide at load time: an estimate
-        check_run_budget(config, shape, default_run_budget_bytes(self.max_jobs) // share, len(spec.class_names) or 10)
+        check_run_budget(config, shape, default_run_budget_bytes(self.max_admitted) // share, len(spec.class_names) or 10)
         return config
 
     def submit(self, session: str, config: TrainConfig, *, name: str = "", preset: str = "",
@@ -170,6 +223,36 @@ class JobManager:
         if job is not None:
             job.touch()
 
+    def load(self, job: Optional[Any] = None) -> SlotLoad:
+        """How the slots are shared now; for a queued `job`, with its estimated wait."""
+        with self._lock:
+            admitted, queue = list(self._running), list(self._queue)
+        wait = None
+        if job is not None and job in queue:
+            wait = self._estimated_wait(admitted, queue, queue.index(job))
+        return SlotLoad(mode=self.scheduling, slots=self.max_jobs, cores=cpu_cores(), admitted=len(admitted),
+                        queued=len(queue), max_admitted=self.max_admitted, estimated_wait=wait)
+
+    def _estimated_wait(self, admitted: list[Any], queue: list[Any], index: int) -> Optional[float]:
+        """Seconds until the `index`-th queued job is admitted (see scheduler.estimated_waits); None without
+        a measured speed to go by."""
+        done = {side: side.trained() for job in admitted for side in _sides(job)}
+        rates = [seconds / step for step, seconds in done.values() if step > 0]
+        per_step = sorted(rates)[len(rates) // 2] if rates else None
+        remaining = []
+        for job in admitted:
+            left = [remaining_train_seconds(side.config, *done[side], per_step) for side in _sides(job)]
+            if any(x is None for x in left):
+                return None
+            remaining.append(sum(left))  # a pair trains its two sides in turn
+        budgets = []
+        for job in queue[:index + 1]:
+            need = [remaining_train_seconds(side.config, 0, 0.0, per_step) for side in _sides(job)]
+            if any(x is None for x in need):
+                return None
+            budgets.append(sum(need))
+        return estimated_waits(remaining, budgets, self.max_jobs, self.max_admitted)[index]
+
     def counts(self) -> dict[str, int]:
         """Running and queued jobs, and the cap."""
         with self._lock:
@@ -191,13 +274,23 @@ class JobManager:
             return self._queue.index(job) + 1 if job in self._queue else None
 
     def threads_per_job(self) -> int:
-        """Torch threads for each running job: $GAN_TORCH_THREADS, else the cores (one left for the web
-        server) shared among the running jobs, so several jobs do not oversubscribe the CPU."""
+        """Torch threads for each training job: $GAN_TORCH_THREADS, else the cores (one left for the web
+        server) shared among the jobs that train at the same instant (at most `max_jobs`), so several jobs
+        do not oversubscribe the CPU."""
         if os.environ.get(ENV_TORCH_THREADS):
             return max(1, int(env_float(ENV_TORCH_THREADS, 1)))
         with self._lock:
-            running = max(1, len(self._running))
+            running = max(1, min(len(self._running), self.max_jobs))
         return max(1, (cpu_cores() - 1) // running)
+
+    def turn(self, job: Any, kind: str, grant: Callable[[], None]) -> None:
+        """A worker's turn at a slot (fair mode; see scheduler.Turns): kind is "request", "yield" or "done"."""
+        if kind == "request":
+            self.share.request(job, grant)
+        elif kind == "yield":
+            self.share.yield_turn(job, grant)
+        else:
+            self.share.done(job)
 
     def withdraw(self, job: Job) -> None:
         """A stop of a job that never started: it leaves the line and ends as stopped."""
@@ -208,19 +301,32 @@ class JobManager:
 
     def release(self, job: Job) -> None:
         """A job has ended: its slot goes to the next in line."""
+        self.share.done(job)
         with self._lock:
             self._running.discard(job)
             self._schedule()
 
     def _schedule(self) -> None:
         with self._lock:
-            while self._queue and len(self._running) < self.max_jobs and not self._closing.is_set():
+            while self._queue and len(self._running) < self.max_admitted and not self._closing.is_set():
                 job = self._queue.pop(0)
                 if self.expired(job) or time.monotonic() - job.last_seen > QUEUED_GRACE_SECONDS:
                     job.cancel("stopped before it started: the browser tab was closed")
                     continue
                 self._running.add(job)
-                job.start()
+                self._start(job)
+
+    def _start(self, job: Any) -> None:
+        """Start an admitted job in a worker process (worker.py) or thread; in fair mode it trains in turns."""
+        if self.workers == "process":
+            from .worker import supervise  # the process boundary, loaded with the first job
+
+            job.start(supervise)
+            return
+        if self.scheduling == "fair":
+            turns = Turns(lambda kind: self.turn(job, kind, turns.grant), self.quantum_seconds)
+            job.turns = turns
+        job.start()
 
     # --- the reaper ------------------------------------------------------------------------------
     def reap(self) -> list[Job]:
@@ -261,6 +367,10 @@ class JobManager:
             job.join(timeout)
         if self._reaper is not None:
             self._reaper.join(timeout)
+
+
+def _sides(job: Any) -> tuple[Job, ...]:
+    return tuple(getattr(job, "sides", (job,)))
 
 
 _manager: Optional[JobManager] = None

@@ -34,6 +34,7 @@ from ..runner import RunWriter
 from ..trainer import Trainer
 from .job import Controls, Job, JobHost, JobSettings, TrainerFactory
 from .loop import TrainingLoop, finish, load_trainer, outcome, save
+from .scheduler import SlotLoad
 from .view import JobState, JobView
 
 SIDES = ("A", "B")
@@ -74,6 +75,9 @@ class _SideHost:
     def threads_per_job(self) -> int:
         return self.pair.host.threads_per_job()
 
+    def load(self, job: Job) -> Optional[SlotLoad]:
+        return self.pair.host.load(self.pair)
+
 
 @dataclass(frozen=True)
 class PairView:
@@ -113,17 +117,22 @@ class PairView:
 class PairJob(Controls):
     """Two runs of one session trained side by side in one slot and one thread (see the module doc)."""
 
+    side_class: type = Job  # a worker process builds its sides as worker.RemoteJob
+
     def __init__(self, host: JobHost, session: str, config_a: TrainConfig, config_b: TrainConfig,
                  run_dir_a: Path, run_dir_b: Path, preset_a: str = "", preset_b: str = "",
-                 start_paused: bool = False, trainer_factory: Optional[TrainerFactory] = None):
+                 start_paused: bool = False, trainer_factory: Optional[TrainerFactory] = None,
+                 owner: Optional[str] = None):
         self.host = host
         self.id = uuid.uuid4().hex[:12]
         self.session = session
         self._init_controls(threading.Condition(), start_paused)
         side_host = _SideHost(self)
         factory = trainer_factory or keyed_trainer
-        self.a = Job(side_host, session, config_a, run_dir_a, preset_a, trainer_factory=factory, lock=self._cond)
-        self.b = Job(side_host, session, config_b, run_dir_b, preset_b, trainer_factory=factory, lock=self._cond)
+        side = self.side_class
+        self.a = side(side_host, session, config_a, run_dir_a, preset_a, trainer_factory=factory, lock=self._cond, owner=owner)
+        self.b = side(side_host, session, config_b, run_dir_b, preset_b, trainer_factory=factory, lock=self._cond, owner=owner)
+        self.trainer_factory = factory
         self.sides = (self.a, self.b)
         pair_id = uuid.uuid4().hex[:12]
         for side, name, other in zip(self.sides, SIDES, reversed(self.sides)):
@@ -240,7 +249,7 @@ def run_pair(pair: PairJob) -> None:
         ends[failed.index] = outcome(sides[failed.index], failed.error)
         state = ends[failed.index][0].value
         ends[other] = (JobState.STOPPED, f"stopped: side {SIDES[failed.index]} {state} at step "
-                                         f"{sides[failed.index].view().step:,}", "")
+                                         f"{_steps(trainers[failed.index]):,}", "")
     except Exception as exc:  # a bug outside both sides: end both, say why
         ends = [outcome(sides[0], exc)] * 2
     finally:
@@ -249,6 +258,10 @@ def run_pair(pair: PairJob) -> None:
                 finish(side, trainers[i], writers[i], *ends[i])
         finally:
             pair.host.release(pair)
+
+
+def _steps(trainer: Optional[Trainer]) -> int:
+    return trainer.step_count if trainer is not None else 0
 
 
 def _lockstep(pair: PairJob, loops: list[TrainingLoop]) -> tuple[JobState, str, str]:
@@ -264,6 +277,8 @@ def _lockstep(pair: PairJob, loops: list[TrainingLoop]) -> tuple[JobState, str, 
             ended = loop.budget_end()
             if ended is not None:
                 return ended[0], f"{ended[1]} (side {name})", ""
+        if not pair.take_turn():  # fair sharing: the pair's turn at its one slot
+            continue
         for i, loop in enumerate(loops):
             _on_side(i, loop.advance, command)
 

@@ -12,6 +12,7 @@ import numpy as np
 from ..trainer import StepRecord
 from .lab2d import LabView
 from .quality import LiveMetrics
+from .scheduler import SlotLoad
 from .verdict import Verdict
 
 HISTORY_FIELDS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "images_per_s", "seconds")
@@ -95,6 +96,7 @@ class JobView:
     storage_problem: str  # why the last periodic save failed, "" when it worked
     speed: float  # steps per second limit (0 = full speed)
     version: int  # grows whenever something shown changes
+    load: Optional[SlotLoad] = None  # how the server's training slots are shared now (speed caption, wait)
 
     @property
     def active(self) -> bool:
