@@ -143,7 +143,7 @@ class Turns:
 class SlotLoad:
     """How the server's training capacity is shared right now, as one run sees it (for the page)."""
 
-    mode: str  # "fair" (slots shared in quanta) or "queue" (first come, first served)
+    mode: str  # "fair" (slots shared in quanta), "queue" (first come, first served) or "ray" (a CPU each)
     slots: int  # training slots (runs that train at the same instant)
     cores: int  # CPU cores of the server
     admitted: int  # runs sharing the slots (loading, running or paused)
@@ -155,6 +155,9 @@ class SlotLoad:
         """'sharing 2 cores with 19 other runs' (or 'the only run on 2 cores'), for the speed caption."""
         cores = f"{self.cores} core{'s' * (self.cores != 1)}"
         others = self.admitted - 1
+        if self.mode == "ray":  # each run has one CPU of a node to itself
+            return (f"one CPU of a Ray cluster with {cores}: " + ("the only run training" if others <= 0
+                    else f"{self.admitted} runs train at once"))
         if self.mode == "queue" or others <= 0:
             return f"{cores}, {self.slots} training slot{'s' * (self.slots != 1)}: " + (
                 "the only run training" if others <= 0 else f"{self.admitted} runs train at once")
