@@ -133,7 +133,11 @@ def _status_banner_body(view: JobView) -> None:
     lesson = PRESETS[view.preset].lesson if view.preset in PRESETS else ""
     if lesson and view.active:
         st.info(f"**Lesson — what to watch:** {lesson}.", icon=":material/school:")
-    if view.state == JobState.QUEUED:
+    if view.state == JobState.QUEUED and view.load is not None and view.load.mode == "ray":
+        st.info(f"**Queued, position {view.queue_position or '?'}.** Every CPU of the Ray cluster is training "
+                f"another run; yours starts by itself when one frees up; keep this tab open.",
+                icon=":material/hourglass_top:")
+    elif view.state == JobState.QUEUED:
         slots = "The server's only training slot is" if counts["max_jobs"] == 1 else f"All {counts['max_jobs']} training slots are"
         st.info(f"**Queued, position {view.queue_position or '?'}.** {slots} busy with other sessions' runs. Yours starts "
                 f"by itself when a slot frees up; keep this tab open.", icon=":material/hourglass_top:")
