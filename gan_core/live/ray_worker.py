@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5  # one poll waits this long for the worker's next messages
 CALL_TIMEOUT = 60.0  # a poll that has not come back after this long: the node is gone
 PLACED_CHECK_SECONDS = 1.0
+# Until the actor answers, the run waits for a CPU or its node is still starting the actor's process (a few
+# seconds: Python, torch): Ray does not tell the two apart without its dashboard, so the message says both.
+WAITING_MESSAGE = "waiting for a free CPU on the Ray cluster (then its node starts the run)"
 # The server's settings a node must not take over: paths of this machine (the node has its own).
 _LOCAL_ONLY = ("GAN_DATA_DIR", "GAN_RUNS_DIR", "GAN_DATA_ROOTS", "GAN_RAY_ADDRESS")
 
@@ -239,7 +242,7 @@ def _wait_placed(ray: Any, job: Any, sides: tuple, started: Any) -> str:
                 _pending.append(job)
             for side in sides:
                 with side._cond:
-                    side._set_state(JobState.QUEUED, "waiting for a free CPU on the Ray cluster")
+                    side._set_state(JobState.QUEUED, WAITING_MESSAGE)
     with _pending_lock:
         if job in _pending:
             _pending.remove(job)
