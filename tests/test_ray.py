@@ -49,7 +49,7 @@ def test_ray_suite_in_a_loopback_namespace():
     report = result.stdout[-8000:] + result.stderr[-3000:]
     assert result.returncode == 0, report
     passed = re.search(r"(\d+) passed", result.stdout)
-    assert passed and int(passed.group(1)) >= 4, report
+    assert passed and int(passed.group(1)) >= 3, report  # the three cluster tests
     print(result.stdout[-3000:])
 
 
