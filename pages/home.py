@@ -59,6 +59,5 @@ with st.expander("Lessons for the classroom: presets that fail on purpose"):
         st.markdown(f"- **`{p.name}`**: {p.description.removeprefix('LESSON: ')}. *Watch:* {p.lesson}.")
     st.caption("Choose them from the Preset box on the Train page (2D ones also in the 2D lab).")
 
-counts = session.manager().counts()
-st.caption(f"Running on **{session.device_text()}**. This server trains up to {counts['max_jobs']} run(s) at once; "
-           "further runs wait in a queue. Each browser tab has its own run.")
+st.caption(f"Running on **{session.device_text()}**. {session.manager().load().capacity_text()} "
+           "Each browser tab has its own run.")

@@ -71,8 +71,10 @@ def pair_status(view: PairView) -> None:
         if lesson and view.active:
             st.info(f"**Lesson — what to watch on A:** {lesson}.", icon=":material/school:")
         if view.state == JobState.QUEUED:
-            st.info(f"**Queued, position {view.queue_position or '?'}.** The pair takes one training slot; it starts "
-                    "by itself when one frees up. Keep this tab open.", icon=":material/hourglass_top:")
+            load = view.a.load
+            st.info(load.queued_text(view.queue_position) + " The pair counts as one run." if load is not None else
+                    f"**Queued, position {view.queue_position or '?'}.** The pair counts as one run; it starts by itself.",
+                    icon=":material/hourglass_top:")
         elif view.state == JobState.LOADING:
             st.info(view.message.capitalize() + "...", icon=":material/downloading:")
         elif not view.active:

@@ -129,18 +129,12 @@ def status_banner(view: JobView) -> None:
 
 
 def _status_banner_body(view: JobView) -> None:
-    counts = manager().counts()
     lesson = PRESETS[view.preset].lesson if view.preset in PRESETS else ""
     if lesson and view.active:
         st.info(f"**Lesson — what to watch:** {lesson}.", icon=":material/school:")
-    if view.state == JobState.QUEUED and view.load is not None and view.load.mode == "ray":
-        st.info(f"**Queued, position {view.queue_position or '?'}.** Every CPU of the Ray cluster is training "
-                f"another run; yours starts by itself when one frees up; keep this tab open.",
-                icon=":material/hourglass_top:")
-    elif view.state == JobState.QUEUED:
-        slots = "The server's only training slot is" if counts["max_jobs"] == 1 else f"All {counts['max_jobs']} training slots are"
-        st.info(f"**Queued, position {view.queue_position or '?'}.** {slots} busy with other sessions' runs. Yours starts "
-                f"by itself when a slot frees up; keep this tab open.", icon=":material/hourglass_top:")
+    if view.state == JobState.QUEUED:
+        load = view.load or manager().load()
+        st.info(load.queued_text(view.queue_position), icon=":material/hourglass_top:")
     elif view.state == JobState.LOADING:
         if view.download is not None:
             done, total = view.download
@@ -174,6 +168,8 @@ def stats_row(view: JobView) -> None:
                    help="Real + generated images the discriminator sees per second, overheads included.")
     cols[3].metric("Elapsed", _duration(view.wall_seconds), help=f"Pure training time: {_duration(view.train_seconds)}")
     cols[4].metric("Device", view.device or device_text())
+    if view.load is not None and view.state in (JobState.RUNNING, JobState.PAUSED):
+        st.caption(f"Speed: {view.load.sharing_text()}.")  # the speed above is what this run gets of the server
 
 
 def _duration(seconds: float) -> str:

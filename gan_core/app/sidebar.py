@@ -22,7 +22,7 @@ def sidebar_status() -> None:
 def _sidebar_body() -> None:
     heartbeat()
     job = current_job()
-    counts = manager().counts()
+    load = manager().load()
     with st.container(border=True):
         if job is None:
             st.caption("No run yet in this session.")
@@ -32,5 +32,6 @@ def _sidebar_body() -> None:
             st.markdown(f"**Your run** :{colour}-badge[{text}]")
             position = f", queue position {view.queue_position}" if view.queue_position else ""
             st.caption(f"{view.name}  \nstep {view.step:,}{position}")
-        st.caption(f"Training slots: {counts['running']}/{counts['max_jobs']} busy, {counts['queued']} waiting  \n"
+        st.caption(f"Runs training: {load.admitted} of at most {load.max_admitted} ({load.slots} slot"
+                   f"{'s' * (load.slots != 1)}, {load.mode} mode), {load.queued} waiting  \n"
                    f"Device: {device_text()}")

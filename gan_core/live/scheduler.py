@@ -166,6 +166,31 @@ class SlotLoad:
                 f"{share:.0%} of the time")
 
 
+    def capacity_text(self) -> str:
+        """What this server does with many runs, in one sentence (Home page, sidebar)."""
+        if self.mode == "queue":
+            return (f"This server trains up to {self.slots} run{'s' * (self.slots != 1)} at once, each with a "
+                    "training slot to itself; further runs wait in a queue, first come, first served.")
+        return (f"This server trains up to {self.max_admitted} runs at once: they share its {self.slots} training "
+                f"slot{'s' * (self.slots != 1)} in turns of a fraction of a second, so every run keeps learning; "
+                "further runs wait in a queue.")
+
+    def queued_text(self, position: Optional[int]) -> str:
+        """The queued banner: position, why, and the estimated wait."""
+        if self.mode == "ray":
+            return (f"**Queued, position {position or '?'}.** Every CPU of the Ray cluster ({self.cores}) is training "
+                    f"another run, or its node is still starting yours. Yours starts by itself; keep this tab open.")
+        if self.mode == "queue":
+            why = ("The server's only training slot is" if self.slots == 1 else f"All {self.slots} training slots are")
+            why += " busy with other sessions' runs."
+        else:
+            why = f"The server already trains {self.admitted} runs, as many as it takes at once."
+        wait = wait_text(self.estimated_wait)
+        wait = (f" Estimated wait: **{wait}** (if the runs ahead train to their budget)." if wait
+                else " No estimate yet (the runs ahead have not measured their speed).")
+        return (f"**Queued, position {position or '?'}.** {why}{wait} Yours starts by itself; keep this tab open.")
+
+
 def wait_text(seconds: Optional[float]) -> str:
     """'about 3 min' for an estimated wait ('' when there is none)."""
     if seconds is None:

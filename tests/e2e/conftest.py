@@ -76,7 +76,7 @@ def app_server(tmp_path_factory):
     runs = base / "runs"
     make_tiny_runs(runs)
     port = free_port()
-    env = {**os.environ, "GAN_RUNS_DIR": str(runs), "GAN_DATA_DIR": str(base / "data"), "GAN_MAX_JOBS": "1",
+    env = {**os.environ, "GAN_RUNS_DIR": str(runs), "GAN_DATA_DIR": str(base / "data"), "GAN_MAX_JOBS": "1", "GAN_MAX_ADMITTED": "1",
            "GAN_SESSION_TIMEOUT": "60", "GAN_METRICS_SECONDS": "3"}
     log = open(base / "streamlit.log", "w")
     proc = subprocess.Popen(

@@ -188,7 +188,7 @@ def test_two_sessions_at_once(two_sessions, app_url, screenshots):
     first.locator(STEP_METRIC).first.wait_for()
     second_run = start_run(second, app_url, "grid25")
     assert first_run != second_run
-    # One training slot (GAN_MAX_JOBS=1): the second session is visibly queued...
+    # One training slot and one admitted run (GAN_MAX_JOBS=1, GAN_MAX_ADMITTED=1): the second session is visibly queued...
     second.get_by_text("Queued, position 1").wait_for()
     screenshot(second, screenshots, "train-queued")
     # ...and neither page shows the other's run.
