@@ -168,6 +168,10 @@ class SlotLoad:
 
     def capacity_text(self) -> str:
         """What this server does with many runs, in one sentence (Home page, sidebar)."""
+        if self.mode == "ray":
+            cpus = f"its {self.cores} CPUs" if self.cores else "its CPUs"
+            return (f"This server trains on a Ray cluster: each run on one of {cpus}, as many at once as there "
+                    f"are CPUs; further runs wait for one (up to {self.max_admitted} runs followed).")
         if self.mode == "queue":
             return (f"This server trains up to {self.slots} run{'s' * (self.slots != 1)} at once, each with a "
                     "training slot to itself; further runs wait in a queue, first come, first served.")
