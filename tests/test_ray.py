@@ -143,6 +143,11 @@ def test_runs_spread_over_both_nodes_queue_for_a_cpu_take_commands_and_stop(ray_
     assert wait_until(lambda: c.view().state.value == "queued", timeout=30), c.view().message
     view = c.view()
     assert view.queue_position == 1 and "Ray cluster" in view.message and view.load.queued == 1
+    d = ray_manager.submit("s-d", toy_run(), preset="ring8")  # a fourth, stopped while it waits
+    assert wait_until(lambda: d.view().queue_position == 2, timeout=30), d.view().message
+    d.stop(wait=True, timeout=30)
+    assert d.view().state.value == "stopped" and "before it started" in d.view().message
+    assert wait_until(lambda: c.view().queue_position == 1, timeout=10)
 
     # The page is reloaded: a new page finds the session's job and polls its view, which keeps advancing.
     assert ray_manager.job_for("s-a") is a

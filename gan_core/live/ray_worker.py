@@ -131,7 +131,9 @@ class RayWorker:
         scratch = tuple(scratch_folder(d.name) for d in spec.run_dirs)
         spec = dataclasses.replace(spec, run_dirs=scratch, threads=RUN_CPUS)
         conn = _QueueConn([FolderSync(d) for d in scratch])
-        self._conn = conn
+        with self._order_lock:  # commands that arrived before this call go first
+            self._conn = conn
+            self._deliver()
 
         def train() -> None:
             try:
@@ -151,9 +153,12 @@ class RayWorker:
         whatever order Ray delivers concurrent calls in."""
         with self._order_lock:
             self._early[number] = message
-            while self._next_command in self._early and self._conn is not None:
-                self._conn.inbox.put(self._early.pop(self._next_command))
-                self._next_command += 1
+            self._deliver()
+
+    def _deliver(self) -> None:
+        while self._next_command in self._early and self._conn is not None:
+            self._conn.inbox.put(self._early.pop(self._next_command))
+            self._next_command += 1
 
     def poll(self, timeout: float) -> list[tuple]:
         """What the worker sent since the last poll (waits up to `timeout` s for the first message)."""
@@ -202,8 +207,7 @@ def supervise(job: Any) -> None:
             spec = worker_spec(job, RUN_CPUS, None)
         env = {k: v for k, v in spec.env.items() if k not in _LOCAL_ONLY}
         started = actor.start.remote(dataclasses.replace(spec, env=env))
-        failure = _wait_placed(ray, job, sides, started)
-        if not failure:
+        if _wait_placed(ray, job, sides, started):
             node = ray.get(started)
             job.node = node
             failure = _pump(ray, actor, job, sides, node)
@@ -227,15 +231,15 @@ def supervise(job: Any) -> None:
         host.release(job)
 
 
-def _wait_placed(ray: Any, job: Any, sides: tuple, started: Any) -> str:
-    """Show the run as queued until Ray has placed its actor (and the job was built there); "" once it has,
-    else why it ended (stopped while it waited)."""
+def _wait_placed(ray: Any, job: Any, sides: tuple, started: Any) -> bool:
+    """Show the run as queued until Ray has placed its actor and started the job there (True), or until it
+    is stopped while it waits (False: it ends as stopped)."""
     queued = False
     while not ray.wait([started], timeout=PLACED_CHECK_SECONDS)[0]:
         if job.stop_requested:
             for side in sides:
                 side._end(JobState.STOPPED, "stopped before it started", "")
-            return ""
+            return False
         if not queued:
             queued = True
             with _pending_lock:
@@ -246,7 +250,7 @@ def _wait_placed(ray: Any, job: Any, sides: tuple, started: Any) -> str:
     with _pending_lock:
         if job in _pending:
             _pending.remove(job)
-    return ""
+    return True
 
 
 def _pump(ray: Any, actor: Any, job: Any, sides: tuple, node: dict[str, str]) -> str:
