@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -15,13 +15,15 @@ from .config import PRESETS, TrainConfig, get_preset
 from .errors import GanError
 
 if TYPE_CHECKING:  # the trainer (and torch) load only for the commands that need them
-    from .trainer import Trainer
+    from .runner import RunWriter
+    from .trainer import StepRecord, Trainer
 
 EPILOG = """examples:
   python -m gan_core presets
   python -m gan_core train --preset ring8 --seconds 30 --out runs/ring
   python -m gan_core train --preset mnist-dcgan --seconds 120 --out runs/mnist
   python -m gan_core train --preset mnist-mlp --steps 2000 --batch-size 128 --lr-g 1e-4 --out runs/mlp
+  python -m gan_core train --preset mnist-dcgan --seconds 120 --out runs/mnist --ray auto   # on a Ray cluster
   python -m gan_core sample runs/mnist --n 64 --out digits.png
   python -m gan_core sample runs/cdigits --n 64 --label 3 --out threes.npz
   python -m gan_core export runs/mnist --out shared/mnist   # weights only, no optimiser state
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, metavar="RUNDIR", help="folder for the checkpoint, metrics and sample grids")
     train.add_argument("--resume", action="store_true", help="continue the run already in RUNDIR")
     train.add_argument("--checkpoint-seconds", type=float, default=60.0, help="save a checkpoint this often")
+    train.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="train on a node of the Ray cluster at ADDRESS (auto, host:6379 or ray://host:10001) and "
+                            "stream the progress bar back; the run folder is written here (needs `pip install ray`)")
     overrides = train.add_argument_group("config overrides (default: the preset's value)")
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -118,7 +123,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict({**preset.overrides, **changes}).with_default_budget().validate()
 
 
-def _trainer_to_train(config: TrainConfig, out: Path, resume: bool) -> Trainer:
+def trainer_to_train(config: TrainConfig, out: Path, resume: bool) -> Trainer:
     """A new trainer for `out`, or (resume) the one saved there with the budget extended."""
     from .checkpoint import WEIGHTS_FILE, load_checkpoint, remove_orphan_temp_files, repair_config_json
     from .trainer import Trainer
@@ -137,39 +142,30 @@ def _trainer_to_train(config: TrainConfig, out: Path, resume: bool) -> Trainer:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train with a progress bar; write checkpoints, metrics.csv and sample grids into --out."""
-    from tqdm import tqdm
+    """Train with a progress bar; write checkpoints, metrics.csv and sample grids into --out (with --ray, on
+    a node of a Ray cluster, the files sent back here)."""
+    if args.ray:
+        from .ray_train import train_on_ray
 
+        return train_on_ray(args.ray, train_config_from_args(args), args.preset, Path(args.out), args.resume,
+                            args.checkpoint_seconds)
     from .checkpoint import WEIGHTS_FILE
     from .runner import RunWriter
     from .trainer import Diverged
 
     config = train_config_from_args(args)
     out = Path(args.out)
-    trainer = _trainer_to_train(config, out, args.resume)
+    trainer = trainer_to_train(config, out, args.resume)
     writer = RunWriter(trainer, out, resume=args.resume, checkpoint_seconds=args.checkpoint_seconds)
     c = trainer.config
     print(f"training {args.preset}: {c.arch}{' (conditional)' if c.conditional else ''} on {c.dataset}, loss {c.loss}, "
           f"device {trainer.device}, G {trainer.num_parameters['G']:,} / D {trainer.num_parameters['D']:,} parameters -> {out}",
           file=sys.stderr)
-    by_steps = bool(c.steps)
-    total = c.steps if by_steps else c.seconds
-    bar = tqdm(total=total, initial=trainer.step_count if by_steps else trainer.seconds, unit="step" if by_steps else "s",
-               dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 5.0,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}] {postfix}")
+    bar = ProgressBar(c, trainer.step_count, trainer.seconds)
     writer.snapshot()
-    speed = 0.0
     code = 0
     try:
-        while not trainer.budget_reached():
-            before = trainer.seconds
-            rec = trainer.step()
-            writer.record(rec)
-            speed = rec.images_per_s if not speed else 0.95 * speed + 0.05 * rec.images_per_s
-            bar.update(1 if by_steps else min(trainer.seconds - before, max(total - bar.n, 0)))
-            if rec.step % 10 == 0:
-                bar.set_postfix_str(f"step {rec.step} D {rec.loss_d:.3f} G {rec.loss_g:.3f} D(x) {rec.d_real:.2f} "
-                                    f"D(G(z)) {rec.d_fake:.2f} {speed:,.0f} img/s", refresh=False)
+        train_loop(trainer, writer, lambda rec, speed: bar.show(rec.step, trainer.seconds, step_postfix(rec, speed)))
     except Diverged as exc:
         bar.close()
         writer.close()
@@ -183,10 +179,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     writer.snapshot()
     writer.checkpoint()
     writer.close()
-    rate = trainer.step_count / max(trainer.seconds, 1e-9)
-    print(f"done: {trainer.step_count} steps in {trainer.seconds:.1f} s of training ({rate:.1f} steps/s, "
-          f"{rate * c.batch_size * c.d_steps:,.0f} img/s); checkpoint, metrics.csv and samples/ in {out}", file=sys.stderr)
+    print(done_line(trainer.step_count, trainer.seconds, c, out), file=sys.stderr)
     return code
+
+
+def train_loop(trainer: Trainer, writer: RunWriter, on_step: Callable[[StepRecord, float], None],
+               stop: Callable[[], bool] = lambda: False) -> None:
+    """Step until the budget is reached (or `stop()`), recording every step; `on_step(record, img/s)` after
+    each (img/s smoothed). Shared by the local CLI and its Ray actor (ray_train.py)."""
+    speed = 0.0
+    while not trainer.budget_reached() and not stop():
+        rec = trainer.step()
+        writer.record(rec)
+        speed = rec.images_per_s if not speed else 0.95 * speed + 0.05 * rec.images_per_s
+        on_step(rec, speed)
+
+
+def step_postfix(rec: StepRecord, speed: float) -> str:
+    """The progress bar's numbers after a step."""
+    return (f"step {rec.step} D {rec.loss_d:.3f} G {rec.loss_g:.3f} D(x) {rec.d_real:.2f} "
+            f"D(G(z)) {rec.d_fake:.2f} {speed:,.0f} img/s")
+
+
+def done_line(steps: int, seconds: float, c: TrainConfig, out: Path) -> str:
+    """The CLI's last line after training."""
+    rate = steps / max(seconds, 1e-9)
+    return (f"done: {steps} steps in {seconds:.1f} s of training ({rate:.1f} steps/s, "
+            f"{rate * c.batch_size * c.d_steps:,.0f} img/s); checkpoint, metrics.csv and samples/ in {out}")
+
+
+class ProgressBar:
+    """The training bar (tqdm, on stderr) in steps or seconds of the budget; `show` moves it to a position."""
+
+    def __init__(self, config: TrainConfig, step: int, seconds: float):
+        from tqdm import tqdm
+
+        self.by_steps = bool(config.steps)
+        self.total = config.steps if self.by_steps else config.seconds
+        self.bar = tqdm(total=self.total, initial=step if self.by_steps else seconds, unit="step" if self.by_steps else "s",
+                        dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 5.0,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}] {postfix}")
+        self._postfix_step = -1
+
+    def show(self, step: int, seconds: float, postfix: str) -> None:
+        """Move the bar to `step` (or `seconds`) and, every 10 steps, show `postfix`."""
+        if step // 10 != self._postfix_step:
+            self._postfix_step = step // 10
+            self.bar.set_postfix_str(postfix, refresh=False)
+        position = step if self.by_steps else min(seconds, self.total)
+        if position > self.bar.n:
+            self.bar.update(position - self.bar.n)
+
+    def close(self) -> None:
+        """Finish the bar."""
+        self.bar.close()
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

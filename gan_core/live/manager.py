@@ -8,7 +8,10 @@ Pages never train: they submit a job, send it commands (pause, resume, step, sto
 `job.view()`. Each poll is also a heartbeat; a job whose session has not been seen for
 `session_timeout` seconds is stopped and saved. Each job trains in a worker process of its own
 (worker.py, the default) or, with `workers="thread"`, in a thread of this process; either is watched
-by a daemon thread that is joined on stop. Nothing here imports Streamlit.
+by a daemon thread that is joined on stop. With a Ray cluster's address ($GAN_RAY_ADDRESS) each job
+trains in a Ray actor on a node of the cluster instead (ray_worker.py): Ray decides where and when,
+`GAN_MAX_ADMITTED` (default RAY_MAX_ADMITTED) caps the runs this server follows. Nothing here imports
+Streamlit, nor Ray without that address.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Callable, Optional, Union
 import torch
 
 from ..budget import MACHINE_SHARE, check_run_budget, default_run_budget_bytes, machine_memory_bytes
+from ..cluster import ray_address as env_ray_address
 from ..config import TrainConfig
 from ..data import DATASETS
 from ..device import resolve_device
@@ -54,6 +58,7 @@ WORKER_MODES = ("process", "thread")
 # admission cap keeps that many runs within budget.MACHINE_SHARE of the memory (a safe margin over the PSS).
 ADMITTED_RUN_BYTES = 400 * 2**20
 DEFAULT_SESSION_TIMEOUT = 120.0
+RAY_MAX_ADMITTED = 64  # runs a server follows on a Ray cluster (views only: the training is on the nodes)
 # A queued page sends a heartbeat every second (the sidebar every 5 s; a background tab, throttled by
 # the browser, at least about once a minute): a queued job not heard from for this long belongs to a
 # closed tab and never starts, even inside the session timeout.
@@ -128,19 +133,28 @@ class JobManager:
                  metrics_seconds: Optional[float] = None, snapshot_cap: int = 100, history_cap: int = 1000,
                  metrics_history: int = 200, reaper_interval: Optional[float] = None,
                  scheduling: Optional[str] = None, max_admitted: Optional[int] = None,
-                 quantum_seconds: Optional[float] = None, workers: Optional[str] = None):
+                 quantum_seconds: Optional[float] = None, workers: Optional[str] = None,
+                 ray_address: Optional[str] = None):
         """`max_jobs`: training slots ($GAN_MAX_JOBS); `scheduling`: "fair" or "queue" ($GAN_SCHEDULING);
         `max_admitted`: runs sharing the slots in fair mode ($GAN_MAX_ADMITTED, default from memory);
         `quantum_seconds`: a run's turn at a slot ($GAN_QUANTUM_SECONDS); `workers`: "process" (a worker
         process per job, worker.py) or "thread" (in this process: for tests that inject trainer factories
-        or patch the engine in-process, which a separate process cannot see) ($GAN_WORKERS)."""
+        or patch the engine in-process, which a separate process cannot see) ($GAN_WORKERS);
+        `ray_address`: train on that Ray cluster instead ($GAN_RAY_ADDRESS; each job a Ray actor that trains
+        without sharing, as many at once as the cluster has room for, up to `max_admitted`)."""
+        self.ray_address = ray_address or env_ray_address()
         self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs()
         self.scheduling = scheduling or env_choice(ENV_SCHEDULING, SCHEDULING_MODES)
         self.workers = workers or env_choice(ENV_WORKERS, WORKER_MODES)
         if self.scheduling not in SCHEDULING_MODES or self.workers not in WORKER_MODES:
             raise ValueError(f"scheduling must be one of {SCHEDULING_MODES}, workers one of {WORKER_MODES}")
         self.quantum_seconds = quantum_seconds if quantum_seconds is not None else env_float(ENV_QUANTUM, DEFAULT_QUANTUM_SECONDS)
-        if self.scheduling == "queue":
+        if self.ray_address:  # Ray places the runs on its nodes: this server only caps how many it follows
+            self.workers, self.scheduling = "ray", "queue"
+            if max_admitted is None:
+                max_admitted = max(1, int(env_float(ENV_MAX_ADMITTED, RAY_MAX_ADMITTED)))
+            self.max_jobs = self.max_admitted = max_admitted
+        elif self.scheduling == "queue":
             self.max_admitted = self.max_jobs
         else:
             self.max_admitted = max_admitted if max_admitted is not None else default_max_admitted(self.max_jobs, self.quantum_seconds)
@@ -176,7 +190,11 @@ class JobManager:
         spec = DATASETS[config.dataset]
         side = config.image_size or 28
         shape = spec.shape or (config.channels or 3, side, side)  # folders decide at load time: an estimate
-        check_run_budget(config, shape, default_run_budget_bytes(self.max_admitted) // share, len(spec.class_names) or 10)
+        if self.workers == "ray" and config.dataset == "folder":
+            raise GanError("training on a folder of images is off on a Ray cluster (its nodes do not have this "
+                           "server's files); use one of the bundled datasets")
+        admitted = 1 if self.workers == "ray" else self.max_admitted  # on Ray, each run has its node's memory
+        check_run_budget(config, shape, default_run_budget_bytes(admitted) // share, len(spec.class_names) or 10)
         return config
 
     def submit(self, session: str, config: TrainConfig, *, name: str = "", preset: str = "",
@@ -233,6 +251,12 @@ class JobManager:
         wait = None
         if job is not None and job in queue:
             wait = self._estimated_wait(admitted, queue, queue.index(job))
+        if self.workers == "ray":  # the cluster's CPUs; runs Ray has not placed yet count as queued
+            from .ray_worker import cluster_cpus, pending_count
+
+            cpus, waiting = cluster_cpus(), pending_count()
+            return SlotLoad(mode="ray", slots=cpus, cores=cpus, admitted=len(admitted) - waiting,
+                            queued=len(queue) + waiting, max_admitted=self.max_admitted)
         return SlotLoad(mode=self.scheduling, slots=self.max_jobs, cores=cpu_cores(), admitted=len(admitted),
                         queued=len(queue), max_admitted=self.max_admitted, estimated_wait=wait)
 
@@ -272,9 +296,18 @@ class JobManager:
         return time.monotonic() - job.last_seen > self.session_timeout
 
     def queue_position(self, job: Job) -> Optional[int]:
-        """1-based place of a queued job in the line, else None."""
+        """1-based place of a queued job in the line (on Ray: among the runs waiting for the cluster's
+        resources, then those waiting here), else None."""
+        waiting = 0
+        if self.workers == "ray":
+            from .ray_worker import pending_count, pending_position
+
+            position = pending_position(job)
+            if position is not None:
+                return position
+            waiting = pending_count()
         with self._lock:
-            return self._queue.index(job) + 1 if job in self._queue else None
+            return waiting + self._queue.index(job) + 1 if job in self._queue else None
 
     def threads_per_job(self) -> int:
         """Torch threads for each training job: $GAN_TORCH_THREADS, else the cores (one left for the web
@@ -321,8 +354,11 @@ class JobManager:
 
     def _start(self, job: Any) -> None:
         """Start an admitted job in a worker process (worker.py) or thread; in fair mode it trains in turns."""
-        if self.workers == "process":
-            from .worker import supervise  # the process boundary, loaded with the first job
+        if self.workers in ("process", "ray"):  # the process boundary, loaded with the first job
+            if self.workers == "ray":
+                from .ray_worker import supervise
+            else:
+                from .worker import supervise
 
             job.start(supervise)
             return

@@ -153,7 +153,7 @@ class Turns:
 class SlotLoad:
     """How the server's training capacity is shared right now, as one run sees it (for the page)."""
 
-    mode: str  # "fair" (slots shared in quanta) or "queue" (first come, first served)
+    mode: str  # "fair" (slots shared in quanta), "queue" (first come, first served) or "ray" (a CPU each)
     slots: int  # training slots (runs that train at the same instant)
     cores: int  # CPU cores of the server
     admitted: int  # runs sharing the slots (loading, running or paused)
@@ -165,6 +165,9 @@ class SlotLoad:
         """'sharing 2 cores with 19 other runs' (or 'the only run on 2 cores'), for the speed caption."""
         cores = f"{self.cores} core{'s' * (self.cores != 1)}"
         others = self.admitted - 1
+        if self.mode == "ray":  # each run has one CPU of a node to itself
+            return (f"one CPU of a Ray cluster with {cores}: " + ("the only run training" if others <= 0
+                    else f"{self.admitted} runs train at once"))
         if self.mode == "queue" or others <= 0:
             return f"{cores}, {self.slots} training slot{'s' * (self.slots != 1)}: " + (
                 "the only run training" if others <= 0 else f"{self.admitted} runs train at once")
@@ -175,6 +178,10 @@ class SlotLoad:
 
     def capacity_text(self) -> str:
         """What this server does with many runs, in one sentence (Home page, sidebar)."""
+        if self.mode == "ray":
+            cpus = f"its {self.cores} CPUs" if self.cores else "its CPUs"
+            return (f"This server trains on a Ray cluster: each run on one of {cpus}, as many at once as there "
+                    f"are CPUs; further runs wait for one (up to {self.max_admitted} runs followed).")
         if self.mode == "queue":
             return (f"This server trains up to {self.slots} run{'s' * (self.slots != 1)} at once, each with a "
                     "training slot to itself; further runs wait in a queue, first come, first served.")
@@ -184,6 +191,9 @@ class SlotLoad:
 
     def queued_text(self, position: Optional[int]) -> str:
         """The queued banner: position, why, and the estimated wait."""
+        if self.mode == "ray":
+            return (f"**Queued, position {position or '?'}.** Every CPU of the Ray cluster ({self.cores}) is training "
+                    f"another run, or its node is still starting yours. Yours starts by itself; keep this tab open.")
         if self.mode == "queue":
             why = ("The server's only training slot is" if self.slots == 1 else f"All {self.slots} training slots are")
             why += " busy with other sessions' runs."
