@@ -36,14 +36,14 @@ with st.expander("Setup" if not active else f"Setup (the run **{view.name}** is 
                  icon=":material/tune:"):
     preset = form.preset_picker(PREFIX, list(PRESETS), default="mnist-dcgan", share_links=True)
     values = form.config_form(PREFIX)
-    form.sync_link(PREFIX, preset, values)  # the URL is this setup: a reload keeps the edits
-    form.share_panel(PREFIX, preset, values)
-if problem := form.link_error(PREFIX):
-    link_notice.error(f"**This link could not be used:** {problem}. The form shows the defaults.", icon=":material/link_off:")
     spec = DATASETS.get(values.get("dataset", ""))
     if spec is not None and spec.source == "download":
         st.info(f"**{spec.name}** ({spec.download_mb} MB) is downloaded the first time it is used. "
                 "Without internet, use the bundled **mnist-5k** instead.", icon=":material/cloud_download:")
+    form.sync_link(PREFIX, preset, values)  # the URL is this setup: a reload keeps the edits
+    form.share_panel(PREFIX, preset, values)
+if problem := form.link_error(PREFIX):
+    link_notice.error(f"**This link could not be used:** {problem}. The form shows the defaults.", icon=":material/link_off:")
 
 c1, c2, _ = st.columns([1, 1.3, 3], vertical_alignment="center")
 start = c1.button("Start", type="primary", icon=":material/play_arrow:", disabled=active, width="stretch",
