@@ -4,6 +4,7 @@ gave the teacher key sees any of it (students never see another student's run or
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Union
 
@@ -71,11 +72,16 @@ def _picture(view: JobView, caption: str) -> None:
         st.image(latest, caption=caption, width="stretch")
 
 
+def card_key(name: str) -> str:
+    """The key of a run's card (its element gets the CSS class `st-key-<key>`)."""
+    return "run_card_" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
+
+
 def _card(job: Union[Job, PairJob]) -> None:
     view = job.view()
     sides = view.sides if isinstance(view, PairView) else (view,)
     text, colour = STATE_BADGES[view.state]
-    with st.container(border=True):
+    with st.container(border=True, key=card_key(view.name)):
         st.markdown(f"**{view.name}**")
         st.badge(text, color=colour)
         if view.state == JobState.QUEUED:

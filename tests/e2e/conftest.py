@@ -17,6 +17,7 @@ from browser_utils import CRASHES, assert_no_crash, new_app_page
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+TEACHER_KEY = "e2e-teacher-key"  # the server has a teacher key, so its class view exists
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -77,7 +78,7 @@ def app_server(tmp_path_factory):
     make_tiny_runs(runs)
     port = free_port()
     env = {**os.environ, "GAN_RUNS_DIR": str(runs), "GAN_DATA_DIR": str(base / "data"), "GAN_MAX_JOBS": "1",
-           "GAN_SESSION_TIMEOUT": "60", "GAN_METRICS_SECONDS": "3"}
+           "GAN_SESSION_TIMEOUT": "60", "GAN_METRICS_SECONDS": "3", "GAN_TEACHER_KEY": TEACHER_KEY}
     log = open(base / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "playground.py"), "--server.port", str(port),
