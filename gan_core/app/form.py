@@ -15,6 +15,7 @@ from ..data import DATASETS
 from ..errors import GanError
 from ..links import FIELD_NAMES, LinkError, SharedSetup, link_params, parse_link, preset_values
 from ..losses import LOSSES
+from .nav import just_arrived
 from .session import has_session_value, manager, session_id, session_value, set_session_value
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -81,13 +82,16 @@ def _url_params() -> dict[str, list[str]]:
 
 
 def _apply_link(prefix: str, options: list[str], default: str) -> None:
-    """Fill the form from the URL when it carries a setup this session has not applied yet (a shared link,
-    a reload); a URL without parameters (the menu) keeps the form as it is. A link that cannot be used
-    says why once, and the form shows the defaults."""
+    """Fill the form from the URL when it carries a setup: on arrival from another page (a link) or in a
+    new session (a shared link, a reload), or when this session did not write that URL itself. A URL
+    without parameters (the menu) keeps the form as it is; so does a URL this page wrote, even if a rerun
+    brings an older one back before the browser took the newer one. A link that cannot be used says why
+    once, and the form shows the defaults."""
     params = _url_params()
-    if not params or params == session_value(f"_{prefix}_link", None):
+    written = session_value(f"_{prefix}_links_written", list)
+    if not params or (params in written and not just_arrived()):
         return
-    set_session_value(f"_{prefix}_link", params)
+    written[:] = written[-19:] + [params]  # applied once: a rerun that brings it back does not reset the form
     try:
         setup = parse_link(params, default)
         if setup.preset not in options:
@@ -119,9 +123,12 @@ def sync_link(prefix: str, preset: str, values: dict[str, Any]) -> None:
     if config is None:
         return
     params = link_params(preset, values, locked_values(prefix))
-    if {k: [v] for k, v in params.items()} != _url_params():
+    as_read = {k: [v] for k, v in params.items()}
+    written = session_value(f"_{prefix}_links_written", list)
+    if as_read not in written:
+        written[:] = written[-19:] + [as_read]
+    if as_read != _url_params():
         st.query_params.from_dict(params)
-    set_session_value(f"_{prefix}_link", {k: [v] for k, v in params.items()})
 
 
 def share_panel(prefix: str, preset: str, values: dict[str, Any]) -> None:

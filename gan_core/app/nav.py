@@ -75,6 +75,11 @@ def mark_routed(current: str) -> None:
             st.switch_page(page_path(wanted), query_params=params)
 
 
+def just_arrived() -> bool:
+    """Whether this run of the page is its first since another page (or the session's first run)."""
+    return session_value("_arrived", True)
+
+
 def require_router(page: str) -> None:
     """Run a page only inside playground.py's navigation. Right after a server start, before any session
     has called st.navigation, Streamlit runs a deep-linked file of pages/ on its own: go through the
@@ -83,3 +88,5 @@ def require_router(page: str) -> None:
         params = st.query_params.to_dict()
         set_session_value("_wanted_page", (page, params))
         st.switch_page("playground.py", query_params=params)
+    set_session_value("_arrived", session_value("_page", None) != page)  # see just_arrived
+    set_session_value("_page", page)

@@ -77,6 +77,8 @@ def wall_text(page) -> str:
 def test_two_students_and_the_class_view_at_once(browser, app_url, screenshots):
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(3)]
     first, second, teacher = (new_app_page(c) for c in contexts)
+    for p in (first, second, teacher):
+        p.set_default_timeout(120_000)  # three browsers and two runs on a 2-core machine
     try:
         first_run = start_run(first, app_url, "ring8")
         first.locator(STEP_METRIC).first.wait_for()
