@@ -18,43 +18,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "tests" / "e2e")]
 
-from conftest import CHROMIUM_ARGS, chromium_path, free_port  # noqa: E402 - tests/e2e/conftest.py
+from browser_utils import CHROMIUM_ARGS, chromium_path, start_app_server, stop_app_server  # noqa: E402 - tests/e2e
 from throughput import machine_line  # noqa: E402 - benchmarks/throughput.py
 
 KEY = "benchmark-teacher-key"
 STEP = "[data-testid=stMetric]:has-text('Step') [data-testid=stMetricValue]"
-
-
-def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
-    """The app on a free port with its own runs folder; returns (process, URL) once it answers."""
-    port = free_port()
-    env = {**os.environ, "GAN_RUNS_DIR": str(folder / "runs"), "GAN_MAX_JOBS": "1", "GAN_TORCH_THREADS": "1",
-           "GAN_TEACHER_KEY": KEY, "GAN_SESSION_TIMEOUT": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "playground.py"), "--server.port",
-                             str(port), "--server.headless", "true", "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=REPO, env=env, stdout=open(folder / "streamlit.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the server did not start")
 
 
 def step_of(page) -> int | None:
@@ -128,7 +104,9 @@ def main() -> None:
 
     print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(Path(tmp))
+        env = {"GAN_RUNS_DIR": str(Path(tmp) / "runs"), "GAN_MAX_JOBS": "1", "GAN_TORCH_THREADS": "1",
+               "GAN_TEACHER_KEY": KEY, "GAN_SESSION_TIMEOUT": "120"}
+        proc, url = start_app_server(env, Path(tmp) / "streamlit.log", timeout=120)
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
@@ -136,8 +114,7 @@ def main() -> None:
                          for preset in args.presets.split(",")}
                 browser.close()
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop_app_server(proc)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     print("| preset | steps/s closed | steps/s open | open / closed | server cores closed | open |")
     print("|---|---:|---:|---:|---:|---:|")

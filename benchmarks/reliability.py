@@ -1,8 +1,10 @@
 """Reliability figures: fuzzed checkpoints, kill -9 of the command line during training and
 checkpoint writes, oversized runs and checkpoints refused before allocation, and a full disk.
 
-    python benchmarks/reliability.py                 # everything, 100 kills
-    python benchmarks/reliability.py --kills 20 --skip storage
+    python benchmarks/reliability.py                 # everything: 100 CLI kills, 100 server kills, 20 sessions
+    python benchmarks/reliability.py --kills 20 --server-kills 0 --sessions 0 --skip storage
+
+The app server's checks (kill -9 of the server, N browser sessions) are in benchmarks/reliability_app.py.
 
 Prints one table (what was tried / survived / lost) with the machine. The fuzz mutations are the
 same as the test suite's (tests/test_checkpoint_fuzz.py), here through every loader.
@@ -27,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from gan_core import get_preset  # noqa: E402
 from gan_core.checkpoint import WEIGHTS_FILE, load_checkpoint, read_metadata  # noqa: E402
@@ -148,6 +151,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--skip", nargs="*", default=[], choices=["fuzz", "kills", "resources", "storage"])
+    parser.add_argument("--server-kills", type=int, default=100, help="kill -9 of the app server (0: skip)")
+    parser.add_argument("--sessions", type=int, default=20, help="browser sessions of the load check (0: skip)")
+    parser.add_argument("--preset", default="mnist-dcgan", help="what the load check's students train")
+    parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument("--watch", type=float, default=60.0)
+    parser.add_argument("--session-timeout", type=float, default=30.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gan-reliability-"))
     os.environ["GAN_RUNS_DIR"] = str(work / "runs")
@@ -158,6 +167,9 @@ def main() -> None:
             if name not in args.skip:
                 rows.append(run())
                 print(f"done: {rows[-1][0]}", file=sys.stderr)
+        if args.server_kills or args.sessions:
+            import reliability_app
+            rows.extend(reliability_app.run_all(work, args))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "

@@ -1,5 +1,6 @@
 """Replay rendering time: how long the Runs / Train page waits for a run's replay (read and check
-timeline.safetensors, sample the fixed noise with every snapshot, draw the labelled frames, encode the GIF).
+timeline.safetensors, sample the fixed noise with every snapshot, draw the labelled frames, encode the GIF),
+and, apart, encoding the same frames as the MP4 download (with PyAV installed).
 
     python benchmarks/replay.py                          # mnist-cdcgan, mnist-dcgan, mnist-mlp, ring8 at full size
     python benchmarks/replay.py --runs runs/mnist        # saved runs instead
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gan_core import get_preset  # noqa: E402
-from gan_core.replay import replay_frames, replay_gif  # noqa: E402
+from gan_core.replay import mp4_available, replay_frames, replay_gif, replay_mp4  # noqa: E402
 from gan_core.runner import RunWriter  # noqa: E402
 from gan_core.timeline import TIMELINE_FILE  # noqa: E402
 from gan_core.trainer import Trainer  # noqa: E402
@@ -51,7 +52,7 @@ def time_replay(run: Path, repeats: int) -> dict:
     """Median and range of rendering the replay of `run` (frames, then GIF) over `repeats` runs, in wall-clock
     seconds and in CPU seconds of this process (with 1 thread the two agree on an idle machine; on a
     shared, loaded one the CPU seconds are the cost and the wall clock includes waiting for a core)."""
-    wall, cpu, frames_cpu = [], [], []
+    wall, cpu, frames_cpu, mp4_cpu, mp4_bytes = [], [], [], [], 0
     for _ in range(repeats):
         started, started_cpu = time.perf_counter(), time.process_time()
         frames = replay_frames(run)
@@ -60,17 +61,23 @@ def time_replay(run: Path, repeats: int) -> dict:
         wall.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
         frames_cpu.append(drawn_cpu - started_cpu)
+        if mp4_available():  # the MP4 is encoded from the same frames, only when the user asks for it
+            encode_started = time.process_time()
+            mp4_bytes = len(replay_mp4(frames))
+            mp4_cpu.append(time.process_time() - encode_started)
     return {"frames": len(frames), "cpu": statistics.median(cpu), "cpu_min": min(cpu), "cpu_max": max(cpu),
             "wall": statistics.median(wall), "frames_cpu": statistics.median(frames_cpu),
             "gif_cpu": statistics.median(c - f for c, f in zip(cpu, frames_cpu)),
-            "timeline_mb": (run / TIMELINE_FILE).stat().st_size / 1e6, "gif_mb": len(data) / 1e6}
+            "timeline_mb": (run / TIMELINE_FILE).stat().st_size / 1e6, "gif_mb": len(data) / 1e6,
+            "mp4_cpu": statistics.median(mp4_cpu) if mp4_cpu else float("nan"), "mp4_mb": mp4_bytes / 1e6}
 
 
 def report(run: Path, repeats: int) -> None:
     """Time the replay of `run` and print its table row."""
     r = time_replay(run, repeats)
     print(f"| {run.name} | {r['frames']} | {r['cpu']:.2f} | {r['cpu_min']:.2f}-{r['cpu_max']:.2f} | {r['wall']:.2f} | "
-          f"{r['frames_cpu']:.2f} | {r['gif_cpu']:.2f} | {r['timeline_mb']:.1f} | {r['gif_mb']:.2f} |", flush=True)
+          f"{r['frames_cpu']:.2f} | {r['gif_cpu']:.2f} | {r['timeline_mb']:.1f} | {r['gif_mb']:.2f} | "
+          f"{r['mp4_cpu']:.2f} | {r['mp4_mb']:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -82,8 +89,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app's jobs use 1 on 2 cores)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("| run | frames | replay CPU s (median) | range | wall s (median) | frames CPU s | GIF CPU s | timeline MB | GIF MB |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|", flush=True)
+    print("| run | frames | replay CPU s (median) | range | wall s (median) | frames CPU s | GIF CPU s | timeline MB | GIF MB | MP4 CPU s | MP4 MB |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.runs:
             for run in args.runs:

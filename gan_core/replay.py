@@ -1,8 +1,10 @@
 """Replay: the run's fixed-noise sample grid at every snapshot of its timeline, as labelled frames and an
-animated GIF, so a class can watch noise turn into digits (or points find the ring's modes) again."""
+animated GIF or an MP4 video (H.264, when PyAV is installed), so a class can watch noise turn into digits (or points find the ring's modes) again."""
 
 from __future__ import annotations
 
+import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -69,3 +71,46 @@ def replay_gif(frames: list[tuple[int, Image.Image]]) -> bytes:
     """The frames as a looping GIF (the last one held longer)."""
     seconds = [FRAME_SECONDS] * (len(frames) - 1) + [LAST_FRAME_SECONDS]
     return gif([picture for _, picture in frames], seconds)
+
+
+def mp4_available() -> bool:
+    """True when an MP4 can be written: PyAV (FFmpeg's libraries in a wheel) is installed with an H.264 encoder."""
+    try:
+        import av
+        av.codec.Codec("libx264", "w")
+    except Exception:  # not installed, or a build without the encoder
+        return False
+    return True
+
+
+def replay_mp4(frames: list[tuple[int, Image.Image]]) -> bytes:
+    """The frames as an H.264 MP4 that browsers and slide decks play (each frame shown FRAME_SECONDS, the last
+    LAST_FRAME_SECONDS; odd sizes padded by a pixel, as yuv420p needs even sides). Raises RuntimeError when
+    `mp4_available()` is False."""
+    if not mp4_available():
+        raise RuntimeError("MP4 needs PyAV with an H.264 encoder: pip install av")
+    import av
+    width, height = frames[0][1].size
+    even = (width + width % 2, height + height % 2)
+    with tempfile.TemporaryDirectory() as folder:  # +faststart (playable while loading) rewrites a real file
+        path = Path(folder) / "replay.mp4"
+        _encode(av, path, frames, even)
+        return path.read_bytes()
+
+
+def _encode(av, path: Path, frames: list[tuple[int, Image.Image]], size: tuple[int, int]) -> None:
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10, options={"crf": "18", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 10)
+        pts = 0
+        for index, (_, picture) in enumerate(frames):
+            canvas = Image.new("RGB", size, "white")
+            canvas.paste(picture.convert("RGB"), (0, 0))
+            seconds = LAST_FRAME_SECONDS if index == len(frames) - 1 else FRAME_SECONDS
+            for _ in range(round(seconds * 10)):  # repeats cost almost nothing in H.264, and play everywhere
+                frame = av.VideoFrame.from_image(canvas)
+                frame.pts = pts
+                pts += 1
+                container.mux(stream.encode(frame))
+        container.mux(stream.encode())

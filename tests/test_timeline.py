@@ -1,5 +1,5 @@
 """The generator's timeline: a bounded, spread-out set of snapshots that sample what the generator drew at
-those steps, checked before it is read, continued on resume, and replayed as a multi-frame GIF."""
+those steps, checked before it is read, continued on resume, and replayed as a multi-frame GIF or an MP4."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from gan_core import get_preset
 from gan_core.cadence import GrowingSteps
 from gan_core.checkpoint import WEIGHTS_FILE, load_checkpoint
 from gan_core.errors import CheckpointError
-from gan_core.replay import replay_frames, replay_gif
+from gan_core.replay import FRAME_SECONDS, LAST_FRAME_SECONDS, mp4_available, replay_frames, replay_gif, replay_mp4
 from gan_core.runner import RunWriter
 from gan_core.runs import list_runs
 from gan_core.timeline import MAX_SNAPSHOTS, SPACING_OFFSET, TIMELINE_FILE, TIMELINE_KEY, open_timeline, thin
@@ -110,6 +110,30 @@ def test_a_replay_is_a_gif_with_one_labelled_frame_per_snapshot(tmp_path):
     assert first.size == last.size and first.tobytes() != last.tobytes()
     gif = Image.open(io.BytesIO(replay_gif(frames)))
     assert gif.format == "GIF" and gif.n_frames == len(steps)
+
+
+@pytest.mark.skipif(not mp4_available(), reason="PyAV with libx264 is not installed")
+def test_a_replay_mp4_is_h264_that_shows_every_snapshot_for_its_time(tmp_path):
+    av = pytest.importorskip("av")
+    train_with_writer(tmp_path / "run", "ring8", 12)
+    frames = replay_frames(tmp_path / "run")
+    with av.open(io.BytesIO(replay_mp4(frames))) as video:
+        stream = video.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.width % 2 == 0 and stream.height % 2 == 0
+        decoded = [frame.to_ndarray(format="rgb24") for frame in video.decode(video=0)]
+    assert len(decoded) == round(10 * (FRAME_SECONDS * (len(frames) - 1) + LAST_FRAME_SECONDS))
+    width, height = frames[0][1].size
+
+    def distance(shown, picture):  # mean absolute difference, 0-255 (H.264 is lossy)
+        return float(abs(torch.tensor(shown[:height, :width], dtype=torch.float32)
+                         - torch.tensor(list(picture.convert("RGB").getdata()), dtype=torch.float32).view(height, width, 3)).mean())
+
+    every = round(10 * FRAME_SECONDS)
+    for index, (_, picture) in enumerate(frames):  # each snapshot appears, in order, for its time
+        own = distance(decoded[index * every], picture)
+        assert own < 4, (index, own)
+        if index:
+            assert own < distance(decoded[index * every], frames[index - 1][1])
 
 
 def test_resuming_continues_the_timeline(tmp_path):

@@ -20,7 +20,7 @@ from ..errors import GanError
 from ..generator import Generator, load_generator
 from ..images import sample_picture
 from ..paths import runs_dir
-from ..replay import replay_frames, replay_gif
+from ..replay import mp4_available, replay_frames, replay_gif, replay_mp4
 from ..runs import RunInfo, list_runs, visible_runs
 from ..timeline import TIMELINE_FILE, open_timeline
 from .session import has_session_value, is_teacher, manager, owner, session_value, set_session_value
@@ -115,7 +115,7 @@ def replay_bytes(path: str, mtime: float, checkpoint_mtime: float) -> tuple[byte
 
 def replay_panel(path: str, name: str, key: str) -> None:
     """The "Replay" button and, once pressed, the training replayed: the run's fixed-noise grid at every
-    snapshot of its timeline as an animation in the page, with a GIF download."""
+    snapshot of its timeline as an animation in the page, with GIF and (with PyAV) MP4 downloads."""
     if st.button("Replay", key=f"{key}_replay_btn", icon=":material/replay:",
                  help="Animate the fixed-noise samples across the snapshots the run kept while training."):
         set_session_value(f"{key}_replay", path)
@@ -136,7 +136,12 @@ def replay_panel(path: str, name: str, key: str) -> None:
                    "noise** (the same z's, and for a conditional run the same class per row), so the frames compare "
                    "like for like. Early frames are close together: that is where a GAN changes most.")
     right.download_button("Download the replay (GIF)", data, file_name=f"{name}-replay.gif", mime="image/gif",
-                          icon=":material/download:", key=f"{key}_replay_gif")
+                          icon=":material/download:", key=f"{key}_replay_gif", on_click="ignore")
+    if mp4_available():  # rendered only when asked for: the callable runs when the button is pressed
+        right.download_button("Download the replay (MP4)", lambda: replay_mp4(replay_frames(path)),
+                              file_name=f"{name}-replay.mp4", mime="video/mp4", icon=":material/movie:",
+                              key=f"{key}_replay_mp4", on_click="ignore",
+                              help="H.264 video for slides and players that do not loop GIFs.")
 
 
 def runs_for_session(include_others: bool = False, include_unreadable: bool = False) -> list[RunInfo]:

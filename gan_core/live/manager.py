@@ -34,6 +34,7 @@ ENV_MAX_JOBS = "GAN_MAX_JOBS"
 ENV_SESSION_TIMEOUT = "GAN_SESSION_TIMEOUT"
 ENV_TORCH_THREADS = "GAN_TORCH_THREADS"
 ENV_METRICS_SECONDS = "GAN_METRICS_SECONDS"
+ENV_CHECKPOINT_SECONDS = "GAN_CHECKPOINT_SECONDS"
 ENV_DATA_ROOTS = "GAN_DATA_ROOTS"
 DEFAULT_SESSION_TIMEOUT = 120.0
 # A queued page sends a heartbeat every second (the sidebar every 5 s; a background tab, throttled by
@@ -86,7 +87,7 @@ class JobManager:
     """Admits at most `max_jobs` training jobs at once, queues the rest, reaps abandoned ones."""
 
     def __init__(self, max_jobs: Optional[int] = None, session_timeout: Optional[float] = None,
-                 root: Optional[Path] = None, checkpoint_seconds: float = 20.0, view_seconds: float = 1.0,
+                 root: Optional[Path] = None, checkpoint_seconds: Optional[float] = None, view_seconds: float = 1.0,
                  metrics_seconds: Optional[float] = None, snapshot_cap: int = 100, history_cap: int = 1000,
                  metrics_history: int = 200, reaper_interval: Optional[float] = None):
         self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs()
@@ -94,9 +95,10 @@ class JobManager:
             session_timeout = env_float(ENV_SESSION_TIMEOUT, DEFAULT_SESSION_TIMEOUT)
         self.session_timeout = session_timeout
         self.settings = JobSettings(
-            view_seconds=view_seconds, checkpoint_seconds=checkpoint_seconds, snapshot_cap=snapshot_cap,
+            view_seconds=view_seconds, snapshot_cap=snapshot_cap,
             metrics_seconds=metrics_seconds if metrics_seconds is not None else env_float(ENV_METRICS_SECONDS, 5.0),
-            history_cap=history_cap, metrics_history=metrics_history)
+            history_cap=history_cap, metrics_history=metrics_history,
+            checkpoint_seconds=checkpoint_seconds if checkpoint_seconds is not None else env_float(ENV_CHECKPOINT_SECONDS, 20.0))
         self._root = Path(root) if root is not None else None
         self.reaper_interval = reaper_interval or max(0.5, min(10.0, self.session_timeout / 4))
         self._lock = threading.RLock()

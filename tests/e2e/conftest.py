@@ -3,36 +3,14 @@ and Debian's headless Chromium driven by Playwright. Skipped only when no Chromi
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_utils import CRASHES, assert_no_crash, new_app_page
+from browser_utils import (CHROMIUM_ARGS, CRASHES, assert_no_crash, chromium_path, new_app_page, start_app_server,
+                           stop_app_server)
 
-REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 TEACHER_KEY = "e2e-teacher-key"  # the server has a teacher key, so its class view exists
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def chromium_path() -> str | None:
-    """Debian's Chromium (Playwright cannot download its own browser here)."""
-    if Path("/usr/bin/chromium").exists():
-        return "/usr/bin/chromium"
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_tiny_runs(folder: Path) -> None:
@@ -76,36 +54,14 @@ def app_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     runs = base / "runs"
     make_tiny_runs(runs)
-    port = free_port()
-    env = {**os.environ, "GAN_RUNS_DIR": str(runs), "GAN_DATA_DIR": str(base / "data"), "GAN_MAX_JOBS": "1",
+    env = {"GAN_RUNS_DIR": str(runs), "GAN_DATA_DIR": str(base / "data"), "GAN_MAX_JOBS": "1",
            "GAN_SESSION_TIMEOUT": "60", "GAN_METRICS_SECONDS": "3", "GAN_TEACHER_KEY": TEACHER_KEY}
-    log = open(base / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "playground.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],  # a source edit during the tests must not reload the app under them
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"streamlit did not start: {(base / 'streamlit.log').read_text()[-2000:]}")
-        time.sleep(0.3)
-    yield url, runs
-    proc.terminate()
     try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+        proc, url = start_app_server(env, base / "streamlit.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url, runs
+    stop_app_server(proc)
 
 
 @pytest.fixture(scope="session")

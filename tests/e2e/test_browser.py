@@ -241,7 +241,7 @@ def test_one_session_cannot_see_or_take_over_anothers_runs(two_sessions, app_url
         assert_no_crash(p)
 
 
-def test_a_replay_downloaded_from_the_runs_page_is_a_multi_frame_gif(page, app_url, app_runs_dir, screenshots, tmp_path):
+def test_a_replay_downloaded_from_the_runs_page_is_a_multi_frame_gif_and_an_mp4(page, app_url, app_runs_dir, screenshots, tmp_path):
     from PIL import Image
 
     from gan_core.timeline import open_timeline
@@ -266,6 +266,16 @@ def test_a_replay_downloaded_from_the_runs_page_is_a_multi_frame_gif(page, app_u
         assert gif.format == "GIF" and gif.n_frames == len(steps) >= 5
         gif.seek(gif.n_frames - 1)  # the last frame decodes too
     assert info.value.suggested_filename == f"{run}-replay.gif"
+    av = pytest.importorskip("av")
+    with page.expect_download() as info:  # the MP4 is rendered on the server when pressed
+        page.get_by_role("button", name="Download the replay (MP4)").click()
+    saved = tmp_path / "replay.mp4"
+    info.value.save_as(saved)
+    with av.open(str(saved)) as video:
+        assert video.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in video.decode(video=0)) >= len(steps)
+    assert info.value.suggested_filename == f"{run}-replay.mp4"
+    assert_no_crash(page)
     screenshot(page, screenshots, "runs-replay")
 
 

@@ -3,6 +3,7 @@ downloaded model in onnxruntime (the same samples as the app's PyTorch generator
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import numpy as np
@@ -43,4 +44,7 @@ def test_download_onnx_from_the_runs_page_and_run_it(page, app_url, app_runs_dir
 
     assert_no_crash(page)
     page.set_viewport_size({"width": 1024, "height": 768})  # projector size: the button row must still read
+    page.locator("[data-testid=stSelectbox]", has_text="Run").click()  # a trained generator for the docs
+    page.get_by_role("option", name=re.compile(r"^mnist-cdcgan .*pretrained")).click()
+    page.get_by_text("64 samples from mnist-cdcgan").wait_for(timeout=30_000)
     screenshot(page, screenshots, "runs-onnx-1024")
