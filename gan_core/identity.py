@@ -80,3 +80,29 @@ def session_from_cookie(value: str, root: Optional[Path] = None) -> Optional[str
 def owner_id(sid: str, root: Optional[Path] = None) -> str:
     """The one-way id under which a session's runs are saved (never the session secret itself)."""
     return "u-" + hmac.new(server_key(root), b"owner:" + sid.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+# --- the teacher -----------------------------------------------------------------------------------------
+ENV_TEACHER_KEY = "GAN_TEACHER_KEY"
+_teachers: set[str] = set()  # session ids that gave the key (server memory only: a restart forgets them)
+
+
+def teacher_key_set() -> bool:
+    """Whether the server's operator set a teacher key ($GAN_TEACHER_KEY): without one, no session is the teacher."""
+    return bool(os.environ.get(ENV_TEACHER_KEY, ""))
+
+
+def grant_teacher(sid: str, entered: str) -> bool:
+    """Make the session `sid` the teacher if `entered` is the teacher key (compared in constant time)."""
+    key = os.environ.get(ENV_TEACHER_KEY, "")
+    if not key or not hmac.compare_digest(entered.encode(), key.encode()):
+        return False
+    with _lock:
+        _teachers.add(sid)
+    return True
+
+
+def is_teacher(sid: str) -> bool:
+    """Whether the session `sid` gave the teacher key (and the server still has one)."""
+    with _lock:
+        return teacher_key_set() and sid in _teachers

@@ -263,16 +263,18 @@ def recover_runs_folder(root: Optional[Path] = None) -> dict[str, int]:
     return done
 
 
-def visible_runs(runs: Iterable[RunInfo], owner: str, include_others: bool = False) -> list[RunInfo]:
+def visible_runs(runs: Iterable[RunInfo], owner: str, include_others: bool = False, teacher: bool = False) -> list[RunInfo]:
     """The runs the session saving as `owner` (see identity.owner_id) sees: pretrained, command-line runs,
-    its own; with `include_others`, the runs other sessions shared. Private runs of others never."""
+    its own; with `include_others`, the runs other sessions shared (the `teacher`: every run). Private
+    runs of others never, except to the teacher."""
     return [r for r in runs if r.source == "pretrained" or not r.owner or r.owner == owner
-            or (include_others and r.shared)]
+            or (include_others and (r.shared or teacher))]
 
 
-def can_edit(run: RunInfo, owner: str) -> bool:
-    """Whether the session saving as `owner` may rename, delete or share `run`: its own saved runs only."""
-    return run.source == "saved" and bool(run.owner) and run.owner == owner
+def can_edit(run: RunInfo, owner: str, teacher: bool = False) -> bool:
+    """Whether the session saving as `owner` may rename, delete or share `run`: its own saved runs only;
+    the `teacher` (a session that gave the teacher key) any saved run."""
+    return run.source == "saved" and (teacher or (bool(run.owner) and run.owner == owner))
 
 
 def set_shared(run: RunInfo, owner: str, shared: bool) -> None:

@@ -4,6 +4,7 @@ import streamlit as st
 
 from gan_core import PRESETS
 from gan_core.app import nav, session
+from gan_core.links import lesson_link_params
 from gan_core.paths import ASSETS_DIR
 
 nav.require_router("home")
@@ -59,7 +60,12 @@ lessons = [p for p in PRESETS.values() if p.lesson]
 with st.expander("Lessons for the classroom: presets that fail on purpose"):
     for p in lessons:
         st.markdown(f"- **`{p.name}`**: {p.description.removeprefix('LESSON: ')}. *Watch:* {p.lesson}.")
-    st.caption("Choose them from the Preset box on the Train page (2D ones also in the 2D lab).")
+        st.page_link(nav.page_path("train"), label=f"Open {p.name} on the Train page", icon=":material/link:",
+                     query_params=lesson_link_params(p.name))
+    st.caption("Each link opens the Train page with the lesson's setup, the settings that make the lesson locked; "
+               "share the page's address with the class (the Train page's **Copy link** makes links of any setup). "
+               "You can also choose them from the Preset box on the Train page (2D ones also in the 2D lab).")
 
 st.caption(f"Running on **{session.device_text()}**. {session.manager().load().capacity_text()} "
-           "Each browser tab has its own run.")
+           "Each browser has its own run: the tabs of one browser share it (they share one session cookie), so a "
+           "second run needs another browser or a private window.")

@@ -17,9 +17,12 @@ st.caption("A run is saved when it finishes or is stopped, and every 20 seconds 
            "divergence keeps the last good checkpoint). Checkpoints are safetensors files with their settings inside.")
 
 session.show_flash()
-show_all = st.toggle("Show runs other sessions shared", key="runs_show_all",
-                     help="Runs trained in other browser sessions on this server are private unless their owner shares "
-                          "them; shared runs can be explored and downloaded here, never renamed or deleted.")
+teacher = session.is_teacher()
+show_all = st.toggle("Show every session's runs (teacher)" if teacher else "Show runs other sessions shared",
+                     key="runs_show_all",
+                     help="You gave the teacher key: you see, rename and delete every session's runs." if teacher else
+                     "Runs trained in other browser sessions on this server are private unless their owner shares "
+                     "them; shared runs can be explored and downloaded here, never renamed or deleted.")
 # Your own runs first: this page is for managing them (the explorers default to the pretrained ones).
 listed = explore.runs_for_session(include_others=show_all, include_unreadable=True)
 runs = sorted((r for r in listed if not r.error), key=lambda r: r.source == "pretrained")
@@ -119,9 +122,10 @@ else:
                "noise drawn by each of them, from noise to the final generator.")
     explore.replay_panel(path, run.name, key="runs")
 
-    if run.source == "saved" and not can_edit(run, session.owner()):
+    mine = can_edit(run, session.owner())
+    if run.source == "saved" and not can_edit(run, session.owner(), teacher):
         st.caption("Read-only here: " + ("shared by another session." if run.owner else "made on the command line."))
-    if can_edit(run, session.owner()):
+    if mine:
         shared = st.toggle("Share with the class (read-only)", value=run.shared, key=f"share_{run.name}",
                            help="Other sessions on this server can then see, explore and download this run.")
         if shared != run.shared:
@@ -130,6 +134,9 @@ else:
                 st.rerun()
             except GanError as exc:
                 st.error(str(exc))
+    elif can_edit(run, session.owner(), teacher):
+        st.caption("Not your run: as the teacher you may rename or delete it.")
+    if can_edit(run, session.owner(), teacher):
         busy = session.manager().active_run_dirs()
         with st.expander("Rename or delete"):
             c1, c2 = st.columns([3, 1], vertical_alignment="bottom")

@@ -31,14 +31,19 @@ if ended_badly:  # say it first, above the settings that will be changed
     if view.error_kind == "data":
         st.button("Train on the bundled mnist-5k instead", icon=":material/inventory_2:", on_click=use_bundled_mnist)
 
+link_notice = st.container()  # above the setup: a link that could not be used says so even while it is collapsed
 with st.expander("Setup" if not active else f"Setup (the run **{view.name}** is using it)", expanded=not active,
                  icon=":material/tune:"):
-    preset = form.preset_picker(PREFIX, list(PRESETS), default="mnist-dcgan")
+    preset = form.preset_picker(PREFIX, list(PRESETS), default="mnist-dcgan", share_links=True)
     values = form.config_form(PREFIX)
     spec = DATASETS.get(values.get("dataset", ""))
     if spec is not None and spec.source == "download":
         st.info(f"**{spec.name}** ({spec.download_mb} MB) is downloaded the first time it is used. "
                 "Without internet, use the bundled **mnist-5k** instead.", icon=":material/cloud_download:")
+    form.sync_link(PREFIX, preset, values)  # the URL is this setup: a reload keeps the edits
+    form.share_panel(PREFIX, preset, values)
+if problem := form.link_error(PREFIX):
+    link_notice.error(f"**This link could not be used:** {problem}. The form shows the defaults.", icon=":material/link_off:")
 
 row = st.container(horizontal=True, vertical_alignment="center", gap="medium")  # wraps when narrow, never truncates
 start = row.button("Start", type="primary", icon=":material/play_arrow:", disabled=active,

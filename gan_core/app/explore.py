@@ -23,7 +23,7 @@ from ..paths import runs_dir
 from ..replay import mp4_available, replay_frames, replay_gif, replay_mp4
 from ..runs import RunInfo, list_runs, visible_runs
 from ..timeline import TIMELINE_FILE, open_timeline
-from .session import has_session_value, manager, owner, session_value, set_session_value
+from .session import has_session_value, is_teacher, manager, owner, session_value, set_session_value
 
 
 @dataclass
@@ -149,7 +149,7 @@ def runs_for_session(include_others: bool = False, include_unreadable: bool = Fa
     checkpoint is unreadable only if asked (the Runs page lists them, nothing loads them)."""
     busy = {str(p) for p in manager().active_run_dirs()}
     runs = [r for r in list_runs(runs_dir()) if str(r.path) not in busy and (include_unreadable or not r.error)]
-    return visible_runs(runs, owner(), include_others)
+    return visible_runs(runs, owner(), include_others, teacher=is_teacher())
 
 
 def run_picker(runs: list[RunInfo], key: str, label: str = "Generator") -> Optional[RunInfo]:

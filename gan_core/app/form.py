@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from typing import Any, Optional
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -12,7 +13,9 @@ from ..augment import AUGMENTATIONS
 from ..config import ARCHS, DEVICES, LOSS_NAMES, PRECISIONS, PRESETS, TrainConfig
 from ..data import DATASETS
 from ..errors import GanError
+from ..links import FIELD_NAMES, LinkError, SharedSetup, link_params, parse_link, preset_values
 from ..losses import LOSSES
+from .nav import just_arrived
 from .session import has_session_value, manager, session_id, session_value, set_session_value
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -30,14 +33,10 @@ def _key(prefix: str, name: str) -> str:
     return f"{prefix}_{name}"
 
 
-def preset_values(preset: str) -> dict[str, Any]:
-    """The form values of a preset: its overrides over the defaults, with the default time budget."""
-    return TrainConfig.from_dict(dict(PRESETS[preset].overrides)).with_default_budget().to_dict()
-
-
-def load_preset_into_form(prefix: str, preset: str) -> None:
-    """Set every form widget to the preset's value (a widget callback): a preset change resets all fields."""
-    for name, value in preset_values(preset).items():
+def load_preset_into_form(prefix: str, preset: str, values: Optional[dict[str, Any]] = None) -> None:
+    """Set every form widget to the preset's value, or to `values` (a widget callback): a preset change
+    resets all fields."""
+    for name, value in (values or preset_values(preset)).items():
         kind = FIELDS[name].type
         set_session_value(_key(prefix, name), float(value) if kind in ("float", float) else value)
 
@@ -46,25 +45,100 @@ def _on_preset_change(prefix: str) -> None:
     load_preset_into_form(prefix, session_value(_key(prefix, "preset")))
 
 
-def preset_picker(prefix: str, options: list[str], default: str) -> str:
-    """Preset select box; choosing one loads it into the form. Shows the description and lesson."""
+def preset_picker(prefix: str, options: list[str], default: str, share_links: bool = False) -> str:
+    """Preset select box; choosing one loads it into the form. Shows the description and lesson. With
+    `share_links`, the page's URL is a whole setup (see gan_core/links.py and `sync_link`), else only
+    `?preset=NAME` is read."""
     key = _key(prefix, "preset")
-    linked = st.query_params.get("preset")  # e.g. /train?preset=ring8-saturating, a link a teacher can share
-    if linked in options and session_value(f"_{prefix}_linked_preset", "") != linked:
-        set_session_value(f"_{prefix}_linked_preset", linked)
-        set_session_value(key, linked)
-        load_preset_into_form(prefix, linked)
+    if share_links:
+        _apply_link(prefix, options, default)
+    else:
+        linked = st.query_params.get("preset")  # e.g. /compare?preset=ring8-saturating
+        if linked in options and session_value(f"_{prefix}_linked_preset", "") != linked:
+            set_session_value(f"_{prefix}_linked_preset", linked)
+            set_session_value(key, linked)
+            load_preset_into_form(prefix, linked)
     if not has_session_value(key) or session_value(key) not in options:
         set_session_value(key, default if default in options else options[0])
         load_preset_into_form(prefix, session_value(key))
+    locked = bool(locked_values(prefix))
     name = st.selectbox("Preset", options, key=key, on_change=_on_preset_change, args=(prefix,), persist_state="session",
+                        disabled=locked,
                         format_func=lambda n: f"{n}  ·  lesson" if PRESETS[n].lesson else n,
                         help="A named starting configuration. Choosing one fills in every setting below.")
     preset = PRESETS[name]
     st.caption(preset.description)
     if preset.lesson:
         st.info(f"**What to watch:** {preset.lesson}", icon=":material/school:")
+    if locked:
+        st.caption(f"The link you opened locks the preset and {', '.join(sorted(locked_values(prefix)))}: "
+                   "they are shown but not editable.")
     return name
+
+
+# --- share links: the page's URL is the form's setup (gan_core/links.py) ----------------------------------
+def _url_params() -> dict[str, list[str]]:
+    return {name: st.query_params.get_all(name) for name in st.query_params}
+
+
+def _apply_link(prefix: str, options: list[str], default: str) -> None:
+    """Fill the form from the URL when it carries a setup: on arrival from another page (a link) or in a
+    new session (a shared link, a reload), or when this session did not write that URL itself. A URL
+    without parameters (the menu) keeps the form as it is; so does a URL this page wrote, even if a rerun
+    brings an older one back before the browser took the newer one. A link that cannot be used says why
+    once, and the form shows the defaults."""
+    params = _url_params()
+    written = session_value(f"_{prefix}_links_written", list)
+    if not params or (params in written and not just_arrived()):
+        return
+    written[:] = written[-19:] + [params]  # applied once: a rerun that brings it back does not reset the form
+    try:
+        setup = parse_link(params, default)
+        if setup.preset not in options:
+            raise LinkError(f"the link's preset {setup.preset!r} is not offered on this page")
+    except LinkError as exc:
+        set_session_value(f"_{prefix}_link_error", str(exc))
+        setup = SharedSetup(default, preset_values(default))
+    set_session_value(_key(prefix, "preset"), setup.preset)
+    load_preset_into_form(prefix, setup.preset, setup.values)
+    set_session_value(f"_{prefix}_locked", {n: setup.values[n] for n in setup.locked})
+
+
+def locked_values(prefix: str) -> dict[str, Any]:
+    """The fields a shared link locked in this form, with their values."""
+    return session_value(f"_{prefix}_locked", dict)
+
+
+def link_error(prefix: str) -> str:
+    """Why the link this form was opened with could not be used ('' if it could), said once."""
+    message = session_value(f"_{prefix}_link_error", "")
+    set_session_value(f"_{prefix}_link_error", "")
+    return message
+
+
+def sync_link(prefix: str, preset: str, values: dict[str, Any]) -> None:
+    """Keep the page's URL equal to the form's setup (when it is valid), so that a reload restores the
+    edits and the URL itself can be shared. Writing the URL does not rerun the page."""
+    config, _ = build_config(preset, values)
+    if config is None:
+        return
+    params = link_params(preset, values, locked_values(prefix))
+    as_read = {k: [v] for k, v in params.items()}
+    written = session_value(f"_{prefix}_links_written", list)
+    if as_read not in written:
+        written[:] = written[-19:] + [as_read]
+    if as_read != _url_params():
+        st.query_params.from_dict(params)
+
+
+def share_panel(prefix: str, preset: str, values: dict[str, Any]) -> None:
+    """'Copy link': the URL of this setup, optionally with fields locked, to hand to a class."""
+    with st.popover("Copy link", icon=":material/link:", help="A link that opens this page with these settings."):
+        lock = st.multiselect("Lock these settings for whoever opens the link (shown, not editable)", FIELD_NAMES,
+                              key=f"{prefix}_share_lock", placeholder="nothing locked")
+        params = link_params(preset, values, set(lock) | set(locked_values(prefix)))
+        st.code(f"{(st.context.url or '').split('?')[0]}?{urlencode(params)}", language=None, wrap_lines=True)
+        st.caption("The preset and every setting you changed from it. Copy it with the button at the right of the box.")
 
 
 class _Widgets:
@@ -73,12 +147,21 @@ class _Widgets:
     def __init__(self, prefix: str):
         self.prefix = prefix
 
+    def locked(self, name: str) -> bool:
+        """Whether a shared link locked the field (shown, not editable)."""
+        return name in locked_values(self.prefix)
+
     def number(self, name: str, label: str, col: Any, fmt: Optional[str] = None, step: Any = None) -> None:
         col.number_input(label, key=_key(self.prefix, name), help=field_help(name), format=fmt, step=step,
-                         persist_state="session")
+                         persist_state="session", disabled=self.locked(name))
 
     def choice(self, name: str, label: str, col: Any, options: Any, **extra: Any) -> None:
-        col.selectbox(label, options, key=_key(self.prefix, name), help=field_help(name), persist_state="session", **extra)
+        col.selectbox(label, options, key=_key(self.prefix, name), help=field_help(name), persist_state="session",
+                      disabled=self.locked(name), **extra)
+
+    def toggle(self, name: str, label: str, col: Any) -> None:
+        col.toggle(label, key=_key(self.prefix, name), help=field_help(name), persist_state="session",
+                   disabled=self.locked(name))
 
 
 def config_form(prefix: str, toy: bool = False) -> dict[str, Any]:
@@ -92,8 +175,7 @@ def config_form(prefix: str, toy: bool = False) -> dict[str, Any]:
              format_func=lambda n: f"{n}  ({DATASETS[n].description})")
     if not toy:
         w.choice("arch", "Architecture", c2, ARCHS)
-        c3.toggle("Conditional", key=_key(prefix, "conditional"), help=field_help("conditional"),
-                  persist_state="session")
+        w.toggle("conditional", "Conditional", c3)
     c1, c2, c3 = st.columns(3)
     w.choice("loss", "Loss", c1, LOSS_NAMES, format_func=lambda n: f"{n}: {LOSSES[n].description}")
     w.number("lr_g", "Learning rate G", c2, "%.1e", 1e-4)
@@ -109,6 +191,7 @@ def config_form(prefix: str, toy: bool = False) -> dict[str, Any]:
     with st.expander("More settings (the preset sets them all; a new preset resets them)"):
         _advanced(w, toy)
     values = {name: session_value(_key(prefix, name)) for name in FORM_FIELDS if has_session_value(_key(prefix, name))}
+    values.update(locked_values(prefix))  # the link's values, whatever a browser sends for a disabled widget
     if toy:
         fixed = ", ".join(f"{n} = {values.get(n)!r}" for n in IMAGE_ONLY if n in values)
         st.caption(f"Fixed for 2D toys: {fixed}.")
@@ -135,8 +218,7 @@ def _advanced(w: _Widgets, toy: bool) -> None:
     c1, c2, c3 = st.columns(3)
     w.number("r1_weight", "R1 penalty weight", c1, "%.2f", 0.1)
     w.number("r1_every", "R1 every (D updates)", c2, step=1)
-    c3.toggle("Spectral norm in D", key=_key(w.prefix, "spectral_norm"), help=field_help("spectral_norm"),
-              persist_state="session")
+    w.toggle("spectral_norm", "Spectral norm in D", c3)
     c1, c2, c3 = st.columns(3)
     w.choice("device", "Device", c1, DEVICES)
     if not toy:
@@ -144,7 +226,7 @@ def _advanced(w: _Widgets, toy: bool) -> None:
         w.number("embed_dim", "Label embedding size", c2, step=4)
         c1, c2, c3 = st.columns(3)
         c1.text_input("Image folder (dataset = folder)", key=_key(w.prefix, "data_dir"), help=field_help("data_dir"),
-                      persist_state="session")
+                      persist_state="session", disabled=w.locked("data_dir"))
         w.choice("image_size", "Image side (folder)", c2, [0, 28, 32, 64])
         w.choice("channels", "Channels (folder)", c3, [0, 1, 3])
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from ..identity import teacher_key_set
 from .session import session_value, set_session_value
 
 
@@ -20,6 +21,7 @@ class PageInfo:
     title: str
     icon: str
     section: str
+    teacher: bool = False  # exists only on a server with a teacher key ($GAN_TEACHER_KEY)
 
 
 PAGES: tuple[PageInfo, ...] = (
@@ -31,6 +33,7 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("latent", "pages/latent.py", "Latent explorer", ":material/gesture:", "Explore what it learned"),
     PageInfo("class", "pages/class_control.py", "Class control", ":material/category:", "Explore what it learned"),
     PageInfo("runs", "pages/runs.py", "Runs", ":material/folder_open:", "Explore what it learned"),
+    PageInfo("teacher", "pages/class_view.py", "Class view", ":material/groups:", "Teacher", teacher=True),
 )
 _BY_KEY = {p.key: p for p in PAGES}
 
@@ -45,12 +48,18 @@ def page_path(key: str) -> str:
     return _BY_KEY[key].path
 
 
+def available_pages() -> tuple[PageInfo, ...]:
+    """The pages this server has: the teacher's pages only when a teacher key is set."""
+    return tuple(p for p in PAGES if not p.teacher or teacher_key_set())
+
+
 def navigation() -> tuple[str, Any]:
-    """Build the menu from PAGES and run st.navigation; returns the current page's key and page
-    (the caller runs it with `page.run()`)."""
-    pages = {p.key: st.Page(p.path, title=p.title, icon=p.icon, default=p.key == PAGES[0].key) for p in PAGES}
+    """Build the menu from the available pages and run st.navigation; returns the current page's key and
+    page (the caller runs it with `page.run()`)."""
+    available = available_pages()
+    pages = {p.key: st.Page(p.path, title=p.title, icon=p.icon, default=p.key == PAGES[0].key) for p in available}
     sections: dict[str, list] = {}
-    for p in PAGES:
+    for p in available:
         sections.setdefault(p.section, []).append(pages[p.key])
     current = st.navigation(sections)
     return next(k for k, page in pages.items() if page == current), current
@@ -67,6 +76,11 @@ def mark_routed(current: str) -> None:
             st.switch_page(page_path(wanted), query_params=params)
 
 
+def just_arrived() -> bool:
+    """Whether this run of the page is its first since another page (or the session's first run)."""
+    return session_value("_arrived", True)
+
+
 def require_router(page: str) -> None:
     """Run a page only inside playground.py's navigation. Right after a server start, before any session
     has called st.navigation, Streamlit runs a deep-linked file of pages/ on its own: go through the
@@ -75,3 +89,5 @@ def require_router(page: str) -> None:
         params = st.query_params.to_dict()
         set_session_value("_wanted_page", (page, params))
         st.switch_page("playground.py", query_params=params)
+    set_session_value("_arrived", session_value("_page", None) != page)  # see just_arrived
+    set_session_value("_page", page)

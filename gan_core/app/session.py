@@ -9,7 +9,7 @@ from typing import Any, Optional
 import streamlit as st
 
 from ..device import describe_device, resolve_device
-from ..identity import issue_session, owner_id, session_from_cookie
+from ..identity import grant_teacher, is_teacher as _is_teacher, issue_session, owner_id, session_from_cookie
 from ..live import Job, JobManager, cpu_cores, get_manager
 
 SESSION_COOKIE = "gan_playground_session"
@@ -76,6 +76,16 @@ def remember_session() -> None:
         with st.sidebar:
             st.html(f"<script>document.cookie = '{SESSION_COOKIE}={token}; path=/; SameSite=Strict';</script>",
                     unsafe_allow_javascript=True)
+
+
+def is_teacher() -> bool:
+    """Whether this session gave the teacher key ($GAN_TEACHER_KEY): the class view, and acting on any run."""
+    return _is_teacher(session_id())
+
+
+def become_teacher(entered: str) -> bool:
+    """Check the teacher key this session entered; True (and the teacher from now on) if it is right."""
+    return grant_teacher(session_id(), entered)
 
 
 def manager() -> JobManager:

@@ -285,6 +285,12 @@ class JobManager:
         with self._lock:
             return {"running": len(self._running), "queued": len(self._queue), "max_jobs": self.max_jobs}
 
+    def active_jobs(self) -> list[Union[Job, PairJob]]:
+        """Every session's active job or pair (queued, loading, running, paused), for the teacher's class
+        view; the manager is not changed. Never show them to a student."""
+        with self._lock:
+            return [j for j in self._by_session.values() if j.state.active]
+
     def active_run_dirs(self) -> set[Path]:
         """Run folders being written right now (not to be renamed or deleted)."""
         with self._lock:

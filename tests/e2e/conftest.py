@@ -10,6 +10,7 @@ from browser_utils import (CHROMIUM_ARGS, CRASHES, assert_no_crash, chromium_pat
                            stop_app_server)
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+TEACHER_KEY = "e2e-teacher-key"  # the server has a teacher key, so its class view exists
 
 
 def make_tiny_runs(folder: Path) -> None:
@@ -54,7 +55,7 @@ def app_server(tmp_path_factory):
     runs = base / "runs"
     make_tiny_runs(runs)
     env = {"GAN_RUNS_DIR": str(runs), "GAN_DATA_DIR": str(base / "data"), "GAN_MAX_JOBS": "1", "GAN_MAX_ADMITTED": "1",
-           "GAN_SESSION_TIMEOUT": "60", "GAN_METRICS_SECONDS": "3"}
+           "GAN_SESSION_TIMEOUT": "60", "GAN_METRICS_SECONDS": "3", "GAN_TEACHER_KEY": TEACHER_KEY}
     try:
         proc, url = start_app_server(env, base / "streamlit.log")
     except RuntimeError as exc:
