@@ -299,7 +299,8 @@ def test_an_ab_pair_started_and_stopped_from_its_page(page, app_url, screenshots
     page.locator("p", has_text=re.compile(r"^A · ring8-saturating")).first.wait_for()
     page.locator("p", has_text=re.compile(r"^B · ring8 ")).first.wait_for()
     assert wait_until(lambda: min(side_step(page, "A"), side_step(page, "B")) > 50, 120, every=0.5), "both sides train"
-    assert page.locator(".js-plotly-plot", has_text="generated (fakes)").count() == 2, "A's and B's 2D plots"
+    assert wait_until(lambda: page.locator(".js-plotly-plot", has_text="generated (fakes)").count() == 2, 30,
+                      every=0.5), "A's and B's 2D plots (stale ones of a slow rerun gone)"
     page.locator("[data-testid=stDataFrame]").first.wait_for()  # the table of both sides' numbers
     screenshot(page, screenshots, "ab-ring8-saturating-vs-ring8")
     page.set_viewport_size({"width": 1024, "height": 768})  # the projector: nothing may be truncated
