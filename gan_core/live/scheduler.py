@@ -198,7 +198,7 @@ class SlotLoad:
             why = ("The server's only training slot is" if self.slots == 1 else f"All {self.slots} training slots are")
             why += " busy with other sessions' runs."
         else:
-            why = f"The server already trains {self.admitted} runs, as many as it takes at once."
+            why = f"The server already trains {self.admitted} run{'s' * (self.admitted != 1)}, as many as it takes at once."
         wait = wait_text(self.estimated_wait)
         wait = (f" Estimated wait: **{wait}** (if the runs ahead train to their budget)." if wait
                 else " No estimate yet (the runs ahead have not measured their speed).")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.spawn
 import os
 import signal
 import threading
@@ -106,12 +107,22 @@ def context() -> Any:
         if _context is None:
             if "forkserver" in multiprocessing.get_all_start_methods():
                 _context = multiprocessing.get_context("forkserver")
-                # "__main__" too: the forkserver imports the main script once (a guarded script does nothing),
-                # so the workers forked from it do not import it again each (spawn's rule).
-                _context.set_forkserver_preload(["__main__", __name__])
+                _context.set_forkserver_preload([__name__])
             else:
                 _context = multiprocessing.get_context("spawn")
         return _context
+
+
+def _prepare_without_main(data: dict[str, Any], _prepare: Any = multiprocessing.spawn.prepare) -> None:
+    """multiprocessing's `spawn.prepare` for our workers, minus re-running the server's main module: under
+    Streamlit that module is the app's page script, which a worker must not run (it needs only this module,
+    which the forkserver preloaded). Other processes are prepared as usual."""
+    if str(data.get("name", "")).startswith("gan-worker-"):
+        data = {k: v for k, v in data.items() if k not in ("init_main_from_name", "init_main_from_path")}
+    _prepare(data)
+
+
+multiprocessing.spawn.prepare = _prepare_without_main  # runs in the forkserver's children, which import this module
 
 
 def _sides(job: AnyJob) -> tuple[Job, ...]:
@@ -288,6 +299,7 @@ class _WorkerLink(_Link):
         self._records: dict[int, list[StepRecord]] = {}
         self._flushed = time.monotonic()
         self._alive = 0.0
+        self.last_side = 0  # a pair's B: records go out after B's step, so both sides' rounds arrive together
 
     def send(self, message: tuple) -> None:
         with self._lock:
@@ -297,7 +309,7 @@ class _WorkerLink(_Link):
     def record(self, side: int, rec: StepRecord) -> None:
         with self._lock:
             self._records.setdefault(side, []).append(rec)
-            if time.monotonic() - self._flushed >= RECORDS_SECONDS:
+            if side == self.last_side and time.monotonic() - self._flushed >= RECORDS_SECONDS:
                 self._flush()
 
     def alive(self) -> None:
@@ -395,6 +407,7 @@ def _build(spec: WorkerSpec, link: _WorkerLink) -> Union[RemoteJob, RemotePair]:
                         trainer_factory=spec.trainer_factory, owner=spec.owner)
     for index, side in enumerate(_sides(job)):
         side.link, side.side, side.pair, side.id = link, index, spec.pairs[index], spec.job_id
+    link.last_side = len(_sides(job)) - 1
     job.id = spec.job_id
     job._paused, job._speed, job._pending_steps = spec.paused, spec.speed, spec.pending_steps
     if spec.quantum_seconds is not None:
