@@ -70,7 +70,8 @@ def test_the_manager_lists_every_sessions_active_jobs(manager):
 # --- the pages (AppTest) -------------------------------------------------------------------------------
 @pytest.fixture
 def app_manager():
-    m = JobManager(max_jobs=1, view_seconds=0.2, metrics_seconds=1.0, checkpoint_seconds=1.0)
+    m = JobManager(max_jobs=1, view_seconds=0.2, metrics_seconds=1.0, checkpoint_seconds=1.0, scheduling="queue",
+                   workers="thread")  # first come first served: the second run shows as queued
     previous = set_manager(m)
     yield m
     m.shutdown(timeout=30)

@@ -164,6 +164,14 @@ class _Widgets:
                    disabled=self.locked(name))
 
 
+def _describe_choices(prefix: str) -> None:
+    """One line saying what the chosen dataset and loss are (the select boxes show their names only)."""
+    dataset, loss = session_value(_key(prefix, "dataset"), ""), session_value(_key(prefix, "loss"), "")
+    parts = [f"**{dataset}**: {DATASETS[dataset].description}" if dataset in DATASETS else "",
+             f"**{loss}** loss: {LOSSES[loss].description}" if loss in LOSSES else ""]
+    st.caption(" · ".join(p for p in parts if p))
+
+
 def config_form(prefix: str, toy: bool = False) -> dict[str, Any]:
     """Widgets for every TrainConfig field (2D toys: those that matter for toys; the others keep the
     preset's value, shown in a caption); returns the raw values.
@@ -171,19 +179,20 @@ def config_form(prefix: str, toy: bool = False) -> dict[str, Any]:
     Values are not clamped here: `TrainConfig.validate()` is the one judge of what is allowed."""
     w = _Widgets(prefix)
     c1, c2, c3 = st.columns(3)
-    w.choice("dataset", "Dataset", c1, [n for n, s in DATASETS.items() if s.kind == "points" or not toy],
-             format_func=lambda n: f"{n}  ({DATASETS[n].description})")
+    # The boxes show bare names (a description in a third of 1024 px is cut off); the chosen ones are described below.
+    w.choice("dataset", "Dataset", c1, [n for n, s in DATASETS.items() if s.kind == "points" or not toy])
     if not toy:
         w.choice("arch", "Architecture", c2, ARCHS)
         w.toggle("conditional", "Conditional", c3)
     c1, c2, c3 = st.columns(3)
-    w.choice("loss", "Loss", c1, LOSS_NAMES, format_func=lambda n: f"{n}: {LOSSES[n].description}")
+    w.choice("loss", "Loss", c1, LOSS_NAMES)
     w.number("lr_g", "Learning rate G", c2, "%.1e", 1e-4)
     w.number("lr_d", "Learning rate D", c3, "%.1e", 1e-4)
     c1, c2, c3 = st.columns(3)
     w.number("batch_size", "Batch size", c1, step=16)
     w.number("d_steps", "D steps per G step", c2, step=1)
     w.number("label_smoothing", "Label smoothing", c3, "%.2f", 0.05)
+    _describe_choices(prefix)
     c1, c2, c3 = st.columns(3)
     w.number("z_dim", "Latent size (z)", c1, step=8)
     w.number("seed", "Seed", c2, step=1)
