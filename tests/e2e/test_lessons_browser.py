@@ -114,8 +114,9 @@ def finish(page, screenshots, key: str, seconds: float) -> None:
 
 def test_the_lessons_page_lists_every_lesson_in_order(page, app_url):
     open_app(page, app_url, "lessons", "Lessons")
-    titles = page.locator("[data-testid=stMarkdownContainer] strong", has_text=re.compile(r"^\d\. ")).all_inner_texts()
-    assert titles == [f"{i}. {x.title}" for i, x in enumerate(LESSONS, start=1)]
+    cards = page.locator("[data-testid=stMarkdownContainer] strong", has_text=re.compile(r"^\d\. "))
+    expected = [f"{i}. {x.title}" for i, x in enumerate(LESSONS, start=1)]
+    assert wait_until(lambda: cards.all_inner_texts() == expected, 30, every=0.5), cards.all_inner_texts()
 
 
 def test_lesson_game_curves_split_then_close_in_on_half(page, app_url, screenshots):
@@ -202,7 +203,7 @@ def test_lesson_smoothing_caps_d_of_x(page, app_url, screenshots):
 def test_lesson_conditional_opens_class_control(page, app_url, screenshots):
     open_app(page, app_url, "lessons", "Lessons")
     started = time.monotonic()
-    page.get_by_role("link", name="Open Class control").click()
+    page.locator("[data-testid=stMain]").get_by_role("link", name="Class control").click()  # the card, not the menu
     page.get_by_role("heading", name="Class control", level=1).wait_for()
     page.locator("[data-testid=stImage] img").first.wait_for(timeout=60_000)
     finish_explorer(page, screenshots, "conditional", time.monotonic() - started)
@@ -211,7 +212,7 @@ def test_lesson_conditional_opens_class_control(page, app_url, screenshots):
 def test_lesson_interpolation_opens_the_latent_walk(page, app_url, screenshots):
     open_app(page, app_url, "lessons", "Lessons")
     started = time.monotonic()
-    page.get_by_role("link", name="Open Latent explorer").click()
+    page.locator("[data-testid=stMain]").get_by_role("link", name="Latent explorer").click()
     page.get_by_role("heading", name="Latent explorer", level=1).wait_for()
     page.locator("[data-testid=stSlider]", has_text="Position between").wait_for(timeout=60_000)
     page.locator("[data-testid=stImage] img").first.wait_for(timeout=60_000)
