@@ -111,7 +111,8 @@ def test_latent_slider_changes_the_image(page, app_url, screenshots):
     thumb.focus()
     started = time.monotonic()
     page.keyboard.press("End")
-    page.wait_for_function("([el, old]) => el.getAttribute('src') !== old", arg=[image.element_handle(), before], timeout=15_000)
+    # the locator is re-read each time: a rerun may replace the <img> element rather than change its src
+    assert wait_until(lambda: image.get_attribute("src") != before, 30, every=0.05), "the image did not change"
     latency = time.monotonic() - started
     print(f"\nlatent slider: image updated {latency * 1000:.0f} ms after the key press")
     assert image.get_attribute("src") != before
