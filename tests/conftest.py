@@ -28,3 +28,14 @@ def manager(tmp_path):
     yield m
     m.shutdown(timeout=30)
     assert not [t for t in threading.enumerate() if t.name.startswith("gan-job")], "a job thread outlived shutdown"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch at one thread for the test (small models are fastest so, and the machine is shared); restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

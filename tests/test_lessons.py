@@ -24,12 +24,7 @@ _spec.loader.exec_module(lesson_runs)
 TOY_LESSONS = [x.key for x in LESSONS if x.preset.startswith("ring8")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_path_covers_the_concepts_in_teaching_order():

@@ -16,12 +16,7 @@ from gan_core.paths import ASSETS_DIR
 from gan_core.projection import check_projectable, mnist_digit, project, read_upload
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ from gan_core.timeline import MAX_SNAPSHOTS, SPACING_OFFSET, TIMELINE_FILE, TIME
 from gan_core.trainer import Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def simulate(total: int, checkpoint_every: int) -> tuple[list[int], int]:
