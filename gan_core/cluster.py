@@ -14,6 +14,7 @@ packages (see the README); the actor imports gan_core from there.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -166,3 +167,17 @@ def scratch_folder(name: str) -> Path:
 def remove_scratch(run_dir: Path) -> None:
     """Remove a scratch folder made by `scratch_folder`."""
     shutil.rmtree(Path(run_dir).parent, ignore_errors=True)
+
+
+def drain(messages: "queue.Queue", timeout: float) -> list:
+    """Everything in `messages` now, waiting up to `timeout` s for the first item (an actor's poll: one call
+    brings back a batch)."""
+    try:
+        out = [messages.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            out.append(messages.get_nowait())
+        except queue.Empty:
+            return out

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .cluster import (ClusterError, FolderSync, actor_class, connect, node_lost_message, read_folder,
+from .cluster import (ClusterError, FolderSync, actor_class, connect, drain, node_lost_message, read_folder,
                       remove_scratch, run_resources, scratch_folder, write_files)
 from .config import TrainConfig
 from .errors import GanError
@@ -114,15 +114,7 @@ class TrainRunActor:
 
     def poll(self, timeout: float) -> list[tuple]:
         """The messages since the last poll (waits up to `timeout` s for the first)."""
-        try:
-            out = [self._messages.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                out.append(self._messages.get_nowait())
-            except queue.Empty:
-                return out
+        return drain(self._messages, timeout)
 
     def stop(self) -> None:
         """Stop after the current step; the run is saved and its last files sent."""

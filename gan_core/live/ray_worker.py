@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Any, Optional
 
-from ..cluster import (RUN_CPUS, FolderSync, actor_class, connect, node_lost_message, remove_scratch,
+from ..cluster import (RUN_CPUS, FolderSync, actor_class, connect, drain, node_lost_message, remove_scratch,
                        run_resources, scratch_folder, write_files)
 from .view import JobState
 from .worker import WorkerSpec, _apply, _failure_message, _sides, worker_main, worker_spec
@@ -162,18 +162,7 @@ class RayWorker:
 
     def poll(self, timeout: float) -> list[tuple]:
         """What the worker sent since the last poll (waits up to `timeout` s for the first message)."""
-        conn = self._conn
-        if conn is None:
-            return []
-        try:
-            out = [conn.outbox.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                out.append(conn.outbox.get_nowait())
-            except queue.Empty:
-                return out
+        return drain(self._conn.outbox, timeout) if self._conn is not None else []
 
 
 # --- the server's side -------------------------------------------------------------------------------
