@@ -46,6 +46,14 @@ def start_lesson(page, url: str, key: str) -> float:
     return started
 
 
+def seen_after(page, url: str, key: str, screenshots) -> float:
+    """Start the lesson from its card and wait for the page to say its effect is seen; the seconds from the
+    click (the lesson's moment itself is read from the chart's mark)."""
+    started = start_lesson(page, url, key)
+    wait_seen(page, started, screenshots)
+    return time.monotonic() - started
+
+
 def wait_seen(page, started: float, screenshots=None) -> int:
     """Wait (until two minutes after the start) for the page to say the lesson's effect is seen; its step.
     On a timeout, a screenshot of the page shows what it said instead."""
@@ -120,9 +128,7 @@ def test_the_lessons_page_lists_every_lesson_in_order(page, app_url):
 
 
 def test_lesson_game_curves_split_then_close_in_on_half(page, app_url, screenshots):
-    started = start_lesson(page, app_url, "game")
-    step = wait_seen(page, started, screenshots)
-    seconds = time.monotonic() - started
+    seconds = seen_after(page, app_url, "game", screenshots)
     c = chart(page, "Police verdicts")
     step = c["mark"]  # the moment as the chart marks it (the page also said it in words)
     real, fake = c["traces"]["D(x) on real"], c["traces"]["D(G(z)) on fakes"]
@@ -134,9 +140,7 @@ def test_lesson_game_curves_split_then_close_in_on_half(page, app_url, screensho
 
 @pytest.mark.parametrize("key", ["mlp", "dcgan"])
 def test_lesson_images_digits_appear(page, app_url, screenshots, key):
-    started = start_lesson(page, app_url, key)
-    step = wait_seen(page, started, screenshots)
-    seconds = time.monotonic() - started
+    seconds = seen_after(page, app_url, key, screenshots)
     c = chart(page, "Distance to real data")
     step = c["mark"]  # the moment as the chart marks it (the page also said it in words)
     steps, fcd = next(v for name, v in c["traces"].items() if name.startswith("FCD"))
@@ -147,9 +151,7 @@ def test_lesson_images_digits_appear(page, app_url, screenshots, key):
 
 
 def test_lesson_saturating_gradient_vanishes_on_a_only(page, app_url, screenshots):
-    started = start_lesson(page, app_url, "saturating")
-    step = wait_seen(page, started, screenshots)
-    seconds = time.monotonic() - started
+    seconds = seen_after(page, app_url, "saturating", screenshots)
     c = chart(page, "G's gradient norm")
     step = c["mark"]  # the moment as the chart marks it (the page also said it in words)
     grad_a, grad_b = c["traces"]["G's gradient norm · A"], c["traces"]["G's gradient norm · B"]
@@ -159,9 +161,7 @@ def test_lesson_saturating_gradient_vanishes_on_a_only(page, app_url, screenshot
 
 
 def test_lesson_strong_d_police_win_outright(page, app_url, screenshots):
-    started = start_lesson(page, app_url, "strong-d")
-    step = wait_seen(page, started, screenshots)
-    seconds = time.monotonic() - started
+    seconds = seen_after(page, app_url, "strong-d", screenshots)
     c = chart(page, "Police verdicts")
     step = c["mark"]  # the moment as the chart marks it (the page also said it in words)
     real_a, fake_a = c["traces"]["D(x) · A"], c["traces"]["D(G(z)) · A"]
@@ -173,9 +173,7 @@ def test_lesson_strong_d_police_win_outright(page, app_url, screenshots):
 
 
 def test_lesson_collapse_warns_on_a_and_b_covers_the_ring(page, app_url, screenshots):
-    started = start_lesson(page, app_url, "collapse")
-    step = wait_seen(page, started, screenshots)
-    seconds = time.monotonic() - started
+    seconds = seen_after(page, app_url, "collapse", screenshots)
     page.get_by_text("Mode collapse:").first.wait_for()  # the warning, under A's plot
     assert page.get_by_text("Mode collapse:").count() == 1, "the warning fires on A only"
     c = chart(page, "Modes covered")
@@ -190,9 +188,7 @@ def test_lesson_collapse_warns_on_a_and_b_covers_the_ring(page, app_url, screens
 
 
 def test_lesson_smoothing_caps_d_of_x(page, app_url, screenshots):
-    started = start_lesson(page, app_url, "smoothing")
-    step = wait_seen(page, started, screenshots)
-    seconds = time.monotonic() - started
+    seconds = seen_after(page, app_url, "smoothing", screenshots)
     c = chart(page, "Police verdicts")
     step = c["mark"]  # the moment as the chart marks it (the page also said it in words)
     assert at(c["traces"]["D(x) · A"], step) >= 0.97 and at(c["traces"]["D(x) · B"], step) <= 0.92
