@@ -70,17 +70,34 @@ def lines(path: Path) -> int:
         return 0
 
 
-def rate_of(csv: Path, warmup: float, window: float, server: Optional[int] = None) -> tuple[float, float, float]:
-    """Steps/s over `window` s after `warmup` s (metrics.csv growth); CPU/s of the server and of its workers."""
+def browser_cpu_seconds() -> float:
+    """CPU seconds of this script's descendants that are not the app server's (Playwright and Chromium)."""
+    return sum(cpu_seconds(p) for p in children(os.getpid()) if "chrom" in _comm(p) or "node" in _comm(p))
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip().lower()
+    except OSError:
+        return ""
+
+
+def rate_of(csv: Path, warmup: float, window: float,
+            server: Optional[int] = None) -> tuple[float, float, float, float]:
+    """Steps/s over `window` s after `warmup` s (metrics.csv growth); CPU/s of the server, of its workers and
+    of the browser (Chromium and Playwright's driver, which run on the same machine here)."""
     time.sleep(warmup)
     n0, t0 = lines(csv), time.monotonic()
     s0 = cpu_seconds(server) if server else 0.0
     w0 = {p: cpu_seconds(p) for p in children(server)} if server else {}
+    b0 = browser_cpu_seconds() if server else 0.0
     time.sleep(window)
     n1, t1 = lines(csv), time.monotonic()
     s1 = cpu_seconds(server) if server else 0.0
     w1 = sum(cpu_seconds(p) - w0.get(p, 0.0) for p in children(server)) if server else 0.0
-    return (n1 - n0) / (t1 - t0), (s1 - s0) / (t1 - t0), w1 / (t1 - t0)
+    b1 = browser_cpu_seconds() if server else 0.0
+    span = t1 - t0
+    return (n1 - n0) / span, (s1 - s0) / span, w1 / span, (b1 - b0) / span
 
 
 def cli_rate(preset: str, out: Path, warmup: float, window: float) -> float:
@@ -150,7 +167,7 @@ class App:
         page.get_by_role("button", name="Start", exact=True).click(timeout=120_000)
         return page
 
-    def measure(self, preset: str, extra: str, warmup: float, window: float) -> tuple[float, float, float]:
+    def measure(self, preset: str, extra: str, warmup: float, window: float) -> tuple[float, float, float, float]:
         before = {p.name for p in self.runs.iterdir()} if self.runs.exists() else set()
         context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
         other = None
@@ -195,6 +212,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--only", default="cli,app,+watching,+queued", help="the conditions to run (comma-separated)")
     args = parser.parse_args()
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; load average before: "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
@@ -202,26 +220,30 @@ def main() -> None:
         app = App(Path(tmp))
         try:
             for preset in args.presets.split(","):
-                results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ("cli", "app", "+watching", "+queued")}
+                results: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in ("cli", "app", "+watching", "+queued")}
                 for r in range(args.rounds):
-                    runs: dict[str, Callable[[], tuple[float, float, float]]] = {
-                        "cli": lambda: (cli_rate(preset, Path(tmp) / f"cli-{preset}-{r}", args.warmup, args.window), 0.0, 0.0),
+                    runs: dict[str, Callable[[], tuple[float, float, float, float]]] = {
+                        "cli": lambda: (cli_rate(preset, Path(tmp) / f"cli-{preset}-{r}", args.warmup, args.window),
+                                        0.0, 0.0, 0.0),
                         "app": lambda: app.measure(preset, "", args.warmup, args.window),
                         "+watching": lambda: app.measure(preset, "watching", args.warmup, args.window),
                         "+queued": lambda: app.measure(preset, "queued", args.warmup, args.window),
                     }
-                    for name, run in runs.items():
+                    for name, run in [(n, f) for n, f in runs.items() if n in args.only.split(",")]:
                         results[name].append(run())
-                        steps, server, workers = results[name][-1]
+                        steps, server, workers, browser = results[name][-1]
                         print(f"{preset} round {r + 1} {name}: {steps:.1f} steps/s (server {server:.2f} CPU/s, "
-                              f"workers {workers:.2f} CPU/s)", flush=True)
+                              f"workers {workers:.2f}, browser {browser:.2f})", flush=True)
+                results = {k: v for k, v in results.items() if v}
                 med = {k: statistics.median(v[0] for v in vals) for k, vals in results.items()}
-                cli = med["cli"]
-                print(f"\n| {preset} | steps/s (median of {args.rounds}) | x CLI | vs app alone | server CPU/s |")
-                print("| --- | --- | --- | --- | --- |")
+                cli = med.get("cli", float("nan"))
+                print(f"\n| {preset} | steps/s (median of {args.rounds}) | x CLI | vs app alone | server CPU/s "
+                      f"| worker CPU/s | browser CPU/s |")
+                print("| --- | --- | --- | --- | --- | --- | --- |")
                 for k, vals in results.items():
-                    cost = f"{med[k] / med['app'] - 1:+.1%}" if k.startswith("+") else ""
-                    cpu = f"{statistics.median(v[1] for v in vals):.2f}" if k != "cli" else ""
+                    cost = f"{med[k] / med['app'] - 1:+.1%}" if k.startswith("+") and "app" in med else ""
+                    cpu = " | ".join(f"{statistics.median(v[i] for v in vals):.2f}" if k != "cli" else ""
+                                     for i in (1, 2, 3))
                     print(f"| {k} | {med[k]:.1f} | {med[k] / cli:.2f} | {cost} | {cpu} |")
                 print(flush=True)
         finally:

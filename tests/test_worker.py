@@ -77,6 +77,20 @@ def test_commands_cross_the_boundary_and_a_finished_runs_process_is_gone(procs):
     assert meta["owner"] == owner_id("s", job.run_dir.parent)
 
 
+def test_a_lone_run_trains_at_the_servers_priority_and_runs_that_share_yield_to_the_pages(procs):
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    first = procs.submit("a", tiny())
+    assert wait_until(lambda: first.view().step > 2, 120)
+    assert os.getpriority(os.PRIO_PROCESS, first.worker_pid) == ours, "alone, it has the machine"
+    second = procs.submit("b", tiny())
+    assert wait_until(lambda: second.view().step > 2, 120)
+    shared = min(19, ours + 10)
+    assert wait_until(lambda: all(os.getpriority(os.PRIO_PROCESS, j.worker_pid) == shared
+                                  for j in (first, second)), 10), "sharing, both train below the server"
+    for job in (first, second):
+        job.stop()
+
+
 def test_an_ab_pair_trains_in_one_worker_process(procs):
     pair = procs.submit_pair("p", tiny(), tiny(label_smoothing=0.1), preset_a="ring8", preset_b="ring8")
     assert wait_until(lambda: pair.view().step > 5, 120)

@@ -4,7 +4,6 @@ grids, the 2D lab plot, the police's verdict and the quality panel. Every piece 
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Callable, Optional
 
 import plotly.graph_objects as go
@@ -19,7 +18,7 @@ from .nav import page_path
 from .session import (current_job, device_text, forget_shared_view, heartbeat, manager, presenter_mode, session_value,
                       set_session_value, shared_view)
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 2.0  # the live pages' refresh: each redraw of the plotly charts costs a browser ~0.3 CPU-s
 QUALITY_POLL_SECONDS = 4.0
 STATE_BADGES = {
     JobState.QUEUED: ("queued", "gray"), JobState.LOADING: ("loading", "blue"), JobState.RUNNING: ("training", "green"),
@@ -46,7 +45,7 @@ def inline_png(png: bytes) -> str:
     """PNG bytes as a data: URL for st.image. A live picture must not go through Streamlit's media files:
     each fragment run replaces the previous file and drops it, and a browser still loading it gets a 404
     (a broken image). A data URL travels inside the page's own message and never expires."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return charts.png_data_url(png)
 
 
 def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, JobView]]:

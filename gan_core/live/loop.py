@@ -23,6 +23,7 @@ from ..trainer import GRID_COLUMNS, Diverged, Trainer
 from .job import Command, Job, folder_bytes
 from .lab2d import LabView, lab_view, split_step
 from .quality import measure, with_collapse_warning
+from .threads import ThreadTuner, fixed_by_operator
 from .verdict import police_verdict
 from .view import JobState
 
@@ -52,6 +53,11 @@ def run_job(job: Job) -> None:
         final, message, error_kind = outcome(job, exc)
     finally:
         finish(job, trainer, writer, final, message, error_kind)
+
+
+def cpu_label(threads: int) -> str:
+    """What the page says of a CPU run's device: 'CPU · 2 threads'."""
+    return f"CPU · {threads} thread{'s' * (threads > 1)}"
 
 
 def outcome(job: Job, exc: Exception) -> tuple[JobState, str, str]:
@@ -90,9 +96,7 @@ def load_trainer(job: Job) -> Optional[Trainer]:
             log.warning("no FCD floor: %s", exc)
     if job.stop_requested:
         return None
-    threads = torch.get_num_threads()
-    device = (describe_device(trainer.device) if trainer.device.type != "cpu"
-              else f"CPU · {threads} thread{'s' * (threads > 1)}")
+    device = describe_device(trainer.device) if trainer.device.type != "cpu" else cpu_label(torch.get_num_threads())
     job.update(device=device, parameters=trainer.num_parameters, class_names=tuple(trainer.class_names),
                started_wall=time.monotonic())
     return trainer
@@ -115,8 +119,9 @@ class TrainingLoop:
             SideTask("metrics", Cadence(seconds=s.metrics_seconds, share=METRICS_SHARE, first=min(2.0, s.metrics_seconds),
                                         clock=clock), self.measure),
             SideTask("checkpoint", Cadence(seconds=s.checkpoint_seconds, clock=clock), self.checkpoint),
-            SideTask("threads", Cadence(seconds=1.0), lambda: torch.set_num_threads(job.host.threads_per_job())),
+            SideTask("threads", Cadence(seconds=1.0), self.tune_threads),
         ]
+        self.thread_tuner = ThreadTuner()
 
     def run(self) -> tuple[JobState, str]:
         """Train until stopped or the budget is used up; returns the final state and its message."""
@@ -131,6 +136,15 @@ class TrainingLoop:
             if not self.job.take_turn():  # fair sharing: wait for a turn at a slot (stopped meanwhile: see above)
                 continue
             self.advance(command)
+
+    def tune_threads(self) -> None:
+        """Train with the thread count that is fastest now, among those the host allows (see threads.py)."""
+        allowed = self.job.host.threads_per_job()
+        tuned = self.trainer.device.type == "cpu" and not fixed_by_operator()
+        threads = self.thread_tuner.choose(allowed, self.trainer.step_count) if tuned else allowed
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+            self.job.update(device=cpu_label(threads))
 
     def budget_end(self) -> Optional[tuple[JobState, str]]:
         """(FINISHED, why) once the trainer's step or time budget is used up, else None."""

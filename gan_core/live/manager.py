@@ -37,12 +37,12 @@ from .job import Job, JobSettings, TrainerFactory
 from .pair import PairJob
 from .scheduler import (DEFAULT_QUANTUM_SECONDS, REFRESH_TARGET_SECONDS, FairShare, SlotLoad, Turns,
                         estimated_waits, remaining_train_seconds)
+from .threads import ENV_TORCH_THREADS
 
 log = logging.getLogger(__name__)
 
 ENV_MAX_JOBS = "GAN_MAX_JOBS"
 ENV_SESSION_TIMEOUT = "GAN_SESSION_TIMEOUT"
-ENV_TORCH_THREADS = "GAN_TORCH_THREADS"
 ENV_METRICS_SECONDS = "GAN_METRICS_SECONDS"
 ENV_CHECKPOINT_SECONDS = "GAN_CHECKPOINT_SECONDS"
 ENV_DATA_ROOTS = "GAN_DATA_ROOTS"
@@ -97,12 +97,14 @@ def check_data_folder(config: TrainConfig) -> None:
 
 
 def default_max_jobs() -> int:
-    """$GAN_MAX_JOBS, else 3 on a GPU, else one job per 2 CPU cores (at least 1)."""
+    """$GAN_MAX_JOBS, else 3 on a GPU, else one job per CPU core. The web server itself needs little CPU
+    (pages only read views the workers made), and workers that share the machine run at a lower priority
+    (`worker_nice`), so a core per slot keeps pages responsive and no core idle."""
     if os.environ.get(ENV_MAX_JOBS):
         return max(1, int(env_float(ENV_MAX_JOBS, 1)))
     if torch.cuda.is_available():
         return 3
-    return max(1, cpu_cores() // 2)
+    return cpu_cores()
 
 
 def env_choice(name: str, choices: tuple[str, ...]) -> str:
@@ -316,14 +318,27 @@ class JobManager:
             return waiting + self._queue.index(job) + 1 if job in self._queue else None
 
     def threads_per_job(self) -> int:
-        """Torch threads for each training job: $GAN_TORCH_THREADS, else the cores (one left for the web
-        server) shared among the jobs that train at the same instant (at most `max_jobs`), so several jobs
-        do not oversubscribe the CPU."""
+        """Torch threads each training job may use: $GAN_TORCH_THREADS, else the cores shared among the jobs
+        that train at the same instant (at most `max_jobs`), so several jobs do not oversubscribe the CPU.
+        A job trains with as many of them as are fastest (threads.ThreadTuner); the web server needs
+        little CPU, and workers that share the machine yield to it (`worker_nice`)."""
         if os.environ.get(ENV_TORCH_THREADS):
             return max(1, int(env_float(ENV_TORCH_THREADS, 1)))
         with self._lock:
             running = max(1, min(len(self._running), self.max_jobs))
-        return max(1, (cpu_cores() - 1) // running)
+        return max(1, cpu_cores() // running)
+
+    def worker_nice(self) -> int:
+        """The CPU niceness of training workers now: 0 while one run is admitted (it has the machine; the
+        browser watching it may share the cores and must not starve it; queued runs do not train),
+        $GAN_WORKER_NICE (default 10) once several share it, so that the pages of a class stay responsive."""
+        with self._lock:
+            crowded = len(self._running) > 1
+        if not crowded:
+            return 0
+        from .worker import worker_shared_nice
+
+        return worker_shared_nice()
 
     def turn(self, job: Any, kind: str, grant: Callable[[], None]) -> None:
         """A worker's turn at a slot (fair mode; see scheduler.Turns): kind is "request", "yield" or "done"."""

@@ -6,8 +6,9 @@ shares those pages), forwards the page's commands to it, applies what it streams
 `Job` (or both sides of a `PairJob`), hands out its turns at a training slot (fair mode), and ends the run
 when the process is gone. Worker side, `worker_main` runs the unchanged `loop.run_job` / `pair.run_pair`
 against `RemoteJob` / `RemotePair`: a `Job` / `PairJob` whose changes are sent as messages and whose
-commands arrive as messages. Workers run at a lower CPU priority (os.nice, $GAN_WORKER_NICE, default 10)
-than the web server, so pages stay responsive while they train.
+commands arrive as messages. Workers that share the machine with other runs train at a lower CPU priority
+than the web server ($GAN_WORKER_NICE, default 10), so a class's pages stay responsive; a run alone trains at
+the server's priority (the browser watching it often shares the cores and would otherwise starve it).
 
 Messages are tuples over one duplex `multiprocessing` connection (picklable values only: a transport
 such as a Ray actor can carry the same tuples).
@@ -16,6 +17,7 @@ such as a Ray actor can carry the same tuples).
       ("pause",) ("resume",) ("step",) ("speed", steps_per_s) ("stop", reason)    the page's commands
       ("go",)                        a turn at a training slot (fair mode), the answer to ("turn", ...)
       ("threads", n)                 torch threads to use from now on
+      ("nice", n)                    the CPU niceness to train at from now on
     worker -> server
       ("state", side, state, message)            JobState value shown (running, paused...)
       ("update", side, {field: value})           fields of view.Progress (metrics, verdict, saved_step...)
@@ -86,6 +88,33 @@ class WorkerSpec:
     pending_steps: int
     env: dict[str, str] = field(default_factory=dict)  # the server's GAN_* settings
     nice: int = DEFAULT_NICE
+
+
+def worker_shared_nice() -> int:
+    """The niceness of workers that share the machine: $GAN_WORKER_NICE, default 10."""
+    return int(_env_number(ENV_WORKER_NICE, DEFAULT_NICE))
+
+
+_base_nice: Optional[int] = None  # the niceness the worker started with: the server's
+
+
+def set_nice(nice: int) -> None:
+    """Train at this niceness above the server's from now on (lowering it again may be refused without
+    privileges: then the worker stays where it is). On Linux niceness belongs to each thread, so every
+    thread of the process gets it (the command arrives in the reader thread, the training runs in others)."""
+    global _base_nice
+    try:
+        if _base_nice is None:
+            _base_nice = os.getpriority(os.PRIO_PROCESS, 0)
+        value = min(19, _base_nice + nice)
+        tasks = Path("/proc/self/task")
+        for tid in ([int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]):
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, value)
+            except OSError:
+                pass
+    except OSError:
+        pass
 
 
 def _env_number(name: str, default: float) -> float:
@@ -167,7 +196,12 @@ def worker_spec(job: AnyJob, threads: int, quantum: Optional[float]) -> WorkerSp
         settings=job.host.settings, trainer_factory=getattr(job, "trainer_factory", None), threads=threads,
         quantum_seconds=quantum, paused=job._paused, speed=job._speed, pending_steps=job._pending_steps,
         env={k: v for k, v in os.environ.items() if k.startswith("GAN_")},
-        nice=int(_env_number(ENV_WORKER_NICE, DEFAULT_NICE)))
+        nice=_host_nice(job.host))
+
+
+def _host_nice(host: Any) -> int:
+    worker_nice = getattr(host, "worker_nice", None)
+    return worker_nice() if worker_nice is not None else worker_shared_nice()
 
 
 def supervise(job: AnyJob) -> None:
@@ -179,6 +213,7 @@ def supervise(job: AnyJob) -> None:
     server_end, worker_end = ctx.Pipe()
     link, watch = _Link(server_end), _Watch()
     threads = host.threads_per_job()
+    nice = _host_nice(host)
     with job._cond:
         job.forward = link.send
         spec = worker_spec(job, threads, host.quantum_seconds if fair else None)
@@ -193,7 +228,7 @@ def supervise(job: AnyJob) -> None:
     job.worker_pid = process.pid
     try:
         if not failure:
-            failure = _pump(job, sides, host, process, link, watch, threads)
+            failure = _pump(job, sides, host, process, link, watch, threads, nice)
     finally:
         job.forward = None
         if process.pid is not None:
@@ -211,7 +246,7 @@ def supervise(job: AnyJob) -> None:
 
 
 def _pump(job: AnyJob, sides: tuple[Job, ...], host: Any, process: Any, link: _Link, watch: _Watch,
-          threads: int) -> str:
+          threads: int, nice: int) -> str:
     """Apply the worker's messages until it says bye or is gone; returns why it failed ("" if it did not)."""
     conn = link.conn
     hang_seconds = _env_number(ENV_HANG_SECONDS, DEFAULT_HANG_SECONDS)
@@ -250,6 +285,9 @@ def _pump(job: AnyJob, sides: tuple[Job, ...], host: Any, process: Any, link: _L
             if wanted != threads:
                 threads = wanted
                 link.send(("threads", threads))
+            if (wanted_nice := _host_nice(host)) != nice:
+                nice = wanted_nice
+                link.send(("nice", nice))
 
 
 def _apply(sides: tuple[Job, ...], message: tuple) -> None:
@@ -429,6 +467,8 @@ def _read_commands(conn: Connection, job: Union[RemoteJob, RemotePair], host: Re
                 job.turns.grant()
         elif kind == "threads":
             host.threads = int(message[1])
+        elif kind == "nice":
+            set_nice(int(message[1]))
         elif kind == "pause":
             job.pause()
         elif kind == "resume":
@@ -446,10 +486,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     for name in [k for k in os.environ if k.startswith("GAN_") and k not in spec.env]:
         del os.environ[name]
     os.environ.update(spec.env)
-    try:
-        os.nice(spec.nice)
-    except OSError:
-        pass
+    set_nice(spec.nice)
     link = _WorkerLink(conn)
     job = _build(spec, link)
     reader = threading.Thread(target=_read_commands, args=(conn, job, job.host), name="gan-worker-commands",
