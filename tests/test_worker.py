@@ -79,10 +79,10 @@ def test_commands_cross_the_boundary_and_a_finished_runs_process_is_gone(procs):
 
 def test_a_lone_run_trains_at_the_servers_priority_and_runs_that_share_yield_to_the_pages(procs):
     ours = os.getpriority(os.PRIO_PROCESS, 0)
-    first = procs.submit("a", tiny())
+    first = procs.submit("a", tiny(steps=0, seconds=600))  # they train until stopped
     assert wait_until(lambda: first.view().step > 2, 120)
     assert os.getpriority(os.PRIO_PROCESS, first.worker_pid) == ours, "alone, it has the machine"
-    second = procs.submit("b", tiny())
+    second = procs.submit("b", tiny(steps=0, seconds=600))
     assert wait_until(lambda: second.view().step > 2, 120)
     shared = min(19, ours + 10)
     assert wait_until(lambda: all(os.getpriority(os.PRIO_PROCESS, j.worker_pid) == shared

@@ -4,7 +4,7 @@ Server side, `supervise(job)` runs in the job's daemon thread (Job.start): it st
 forkserver that has torch and gan_core imported already (a worker starts in a fraction of a second and
 shares those pages), forwards the page's commands to it, applies what it streams back to the server-side
 `Job` (or both sides of a `PairJob`), hands out its turns at a training slot (fair mode), and ends the run
-when the process is gone. Worker side, `worker_main` runs the unchanged `loop.run_job` / `pair.run_pair`
+when the process is gone. Worker side (worker_process.py), `worker_main` runs the unchanged `loop.run_job` / `pair.run_pair`
 against `RemoteJob` / `RemotePair`: a `Job` / `PairJob` whose changes are sent as messages and whose
 commands arrive as messages. Workers that share the machine with other runs train at a lower CPU priority
 than the web server ($GAN_WORKER_NICE, default 10), so a class's pages stay responsive; a run alone trains at
@@ -44,16 +44,15 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..config import TrainConfig
-from ..trainer import StepRecord
 from .job import Job, JobSettings, TrainerFactory
 from .pair import PairJob
-from .scheduler import SlotLoad, Turns
+from .link import Link
 from .view import JobState
+from .worker_process import worker_main
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,6 @@ ENV_WORKER_NICE = "GAN_WORKER_NICE"
 ENV_HANG_SECONDS = "GAN_WORKER_HANG_SECONDS"
 DEFAULT_NICE = 10
 DEFAULT_HANG_SECONDS = 120.0
-RECORDS_SECONDS = 0.1  # step records are sent in batches at most this far apart
-ALIVE_SECONDS = 1.0
 POLL_SECONDS = 0.5
 _TIMES = ("started_wall", "ended_wall")  # the worker's clock means nothing here: stamped on arrival
 
@@ -93,28 +90,6 @@ class WorkerSpec:
 def worker_shared_nice() -> int:
     """The niceness of workers that share the machine: $GAN_WORKER_NICE, default 10."""
     return int(_env_number(ENV_WORKER_NICE, DEFAULT_NICE))
-
-
-_base_nice: Optional[int] = None  # the niceness the worker started with: the server's
-
-
-def set_nice(nice: int) -> None:
-    """Train at this niceness above the server's from now on (lowering it again may be refused without
-    privileges: then the worker stays where it is). On Linux niceness belongs to each thread, so every
-    thread of the process gets it (the command arrives in the reader thread, the training runs in others)."""
-    global _base_nice
-    try:
-        if _base_nice is None:
-            _base_nice = os.getpriority(os.PRIO_PROCESS, 0)
-        value = min(19, _base_nice + nice)
-        tasks = Path("/proc/self/task")
-        for tid in ([int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]):
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, value)
-            except OSError:
-                pass
-    except OSError:
-        pass
 
 
 def _env_number(name: str, default: float) -> float:
@@ -158,26 +133,6 @@ def _sides(job: AnyJob) -> tuple[Job, ...]:
     return tuple(getattr(job, "sides", (job,)))
 
 
-# --- the server's side ---------------------------------------------------------------------------------
-class _Link:
-    """One end of the connection; `send` is thread-safe and quiet once the other end is gone."""
-
-    def __init__(self, conn: Connection):
-        self.conn = conn
-        self._lock = threading.Lock()
-
-    def send(self, message: tuple) -> None:
-        with self._lock:
-            try:
-                self.conn.send(message)
-            except (OSError, ValueError):  # the worker is gone: its end is reported by the supervisor
-                pass
-
-    def close(self) -> None:
-        with self._lock:
-            self.conn.close()
-
-
 class _Watch:
     """What the supervisor knows of its worker: last sign of life, whether it waits for a turn."""
 
@@ -211,7 +166,7 @@ def supervise(job: AnyJob) -> None:
     fair = getattr(host, "scheduling", "queue") == "fair"
     ctx = context()
     server_end, worker_end = ctx.Pipe()
-    link, watch = _Link(server_end), _Watch()
+    link, watch = Link(server_end), _Watch()
     threads = host.threads_per_job()
     nice = _host_nice(host)
     with job._cond:
@@ -245,7 +200,7 @@ def supervise(job: AnyJob) -> None:
         host.release(job)
 
 
-def _pump(job: AnyJob, sides: tuple[Job, ...], host: Any, process: Any, link: _Link, watch: _Watch,
+def _pump(job: AnyJob, sides: tuple[Job, ...], host: Any, process: Any, link: Link, watch: _Watch,
           threads: int, nice: int) -> str:
     """Apply the worker's messages until it says bye or is gone; returns why it failed ("" if it did not)."""
     conn = link.conn
@@ -326,182 +281,3 @@ def _failure_message(what: str, side: Job) -> str:
     saved = side.saved_step
     kept = f"its last checkpoint (step {saved:,}) is kept" if saved is not None else "nothing was saved"
     return f"{what} at step {step:,}; {kept}. The other runs go on."
-
-
-# --- the worker's side ----------------------------------------------------------------------------------
-class _WorkerLink(_Link):
-    """The worker's end: step records are batched; every other message sends the pending records first."""
-
-    def __init__(self, conn: Connection):
-        super().__init__(conn)
-        self._records: dict[int, list[StepRecord]] = {}
-        self._flushed = time.monotonic()
-        self._alive = 0.0
-        self.last_side = 0  # a pair's B: records go out after B's step, so both sides' rounds arrive together
-
-    def send(self, message: tuple) -> None:
-        with self._lock:
-            self._flush()
-            self._send(message)
-
-    def record(self, side: int, rec: StepRecord) -> None:
-        with self._lock:
-            self._records.setdefault(side, []).append(rec)
-            if side == self.last_side and time.monotonic() - self._flushed >= RECORDS_SECONDS:
-                self._flush()
-
-    def alive(self) -> None:
-        """A sign of life, at most once a second (the worker waits)."""
-        now = time.monotonic()
-        if now - self._alive >= ALIVE_SECONDS:
-            self._alive = now
-            self.send(("alive",))
-
-    def _flush(self) -> None:
-        for side, recs in self._records.items():
-            if recs:
-                self._send(("records", side, recs))
-        self._records, self._flushed = {}, time.monotonic()
-
-    def _send(self, message: tuple) -> None:
-        try:
-            self.conn.send(message)
-        except (OSError, ValueError):
-            pass  # the server is gone: the command reader stops the job
-
-
-class RemoteHost:
-    """The host of a job in a worker: the server decides admission, expiry and turns; this answers the rest."""
-
-    def __init__(self, settings: JobSettings, threads: int):
-        self.settings = settings
-        self.threads = threads
-
-    def queue_position(self, job: Any) -> Optional[int]:
-        return None
-
-    def withdraw(self, job: Any) -> None:
-        """Nothing to leave: the job was admitted."""
-
-    def release(self, job: Any) -> None:
-        """The server frees the slot once this process is gone."""
-
-    def expired(self, job: Any) -> bool:
-        return False  # the server's reaper sends ("stop", ...) for a closed tab
-
-    def threads_per_job(self) -> int:
-        return self.threads
-
-    def load(self, job: Any) -> Optional[SlotLoad]:
-        return None
-
-
-class RemoteJob(Job):
-    """A `Job` in a worker process: what it shows is sent to the server (the view is built there)."""
-
-    link: _WorkerLink
-    side = 0
-
-    def update(self, **changes: Any) -> None:
-        """Change what the page shows (here, for the worker's own reads, and on the server)."""
-        super().update(**changes)
-        self.link.send(("update", self.side, changes))
-
-    def publish(self, step: int, payload: Any, snapshot: bool, **changes: Any) -> None:
-        """A new picture: the server keeps it and the look-back snapshots."""
-        self.link.send(("publish", self.side, step, payload, snapshot, changes))
-
-    def record(self, rec: StepRecord) -> None:
-        """One training step: sent to the server in the next batch."""
-        with self._cond:
-            self._progress.step, self._progress.train_seconds = rec.step, rec.seconds
-        self.link.record(self.side, rec)
-
-    def _set_state(self, state: JobState, message: str) -> None:
-        super()._set_state(state, message)
-        self.link.send(("state", self.side, state.value, message))
-
-    def _waiting(self) -> None:
-        self.link.alive()
-
-
-class RemotePair(PairJob):
-    """A `PairJob` in a worker process; its sides are `RemoteJob`s."""
-
-    side_class = RemoteJob
-
-    def _waiting(self) -> None:
-        self.a.link.alive()
-
-
-def _build(spec: WorkerSpec, link: _WorkerLink) -> Union[RemoteJob, RemotePair]:
-    host = RemoteHost(spec.settings, spec.threads)
-    if len(spec.configs) == 2:
-        job: Union[RemoteJob, RemotePair] = RemotePair(
-            host, "", spec.configs[0], spec.configs[1], spec.run_dirs[0], spec.run_dirs[1], spec.presets[0],
-            spec.presets[1], trainer_factory=spec.trainer_factory, owner=spec.owner)
-    else:
-        job = RemoteJob(host, "", spec.configs[0], spec.run_dirs[0], spec.presets[0],
-                        trainer_factory=spec.trainer_factory, owner=spec.owner)
-    for index, side in enumerate(_sides(job)):
-        side.link, side.side, side.pair, side.id = link, index, spec.pairs[index], spec.job_id
-    link.last_side = len(_sides(job)) - 1
-    job.id = spec.job_id
-    job._paused, job._speed, job._pending_steps = spec.paused, spec.speed, spec.pending_steps
-    if spec.quantum_seconds is not None:
-        job.turns = Turns(lambda kind: link.send(("turn", kind)), spec.quantum_seconds)
-    return job
-
-
-def _read_commands(conn: Connection, job: Union[RemoteJob, RemotePair], host: RemoteHost) -> None:
-    """The worker's reader thread: the server's commands and turns, applied to the local job."""
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):  # the server is gone: save and end
-            job.stop(wait=False, reason="stopped: the server went away")
-            return
-        kind = message[0]
-        if kind == "go":
-            if job.turns is not None:
-                job.turns.grant()
-        elif kind == "threads":
-            host.threads = int(message[1])
-        elif kind == "nice":
-            set_nice(int(message[1]))
-        elif kind == "pause":
-            job.pause()
-        elif kind == "resume":
-            job.resume()
-        elif kind == "step":
-            job.step_once()
-        elif kind == "speed":
-            job.set_speed(message[1])
-        elif kind == "stop":
-            job.stop(wait=False, reason=message[1])
-
-
-def worker_main(conn: Connection, spec: WorkerSpec) -> None:
-    """The worker process: rebuild the job, train it with the usual loop, say bye, exit."""
-    for name in [k for k in os.environ if k.startswith("GAN_") and k not in spec.env]:
-        del os.environ[name]
-    os.environ.update(spec.env)
-    set_nice(spec.nice)
-    link = _WorkerLink(conn)
-    job = _build(spec, link)
-    reader = threading.Thread(target=_read_commands, args=(conn, job, job.host), name="gan-worker-commands",
-                              daemon=True)
-    reader.start()
-    try:
-        if isinstance(job, RemotePair):
-            from .pair import run_pair
-
-            run_pair(job)
-        else:
-            from .loop import run_job
-
-            run_job(job)
-    finally:
-        if job.turns is not None:
-            job.turns.idle()
-        link.send(("bye",))
