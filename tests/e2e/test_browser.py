@@ -116,6 +116,7 @@ def test_latent_slider_changes_the_image(page, app_url, screenshots):
     latency = time.monotonic() - started
     print(f"\nlatent slider: image updated {latency * 1000:.0f} ms after the key press")
     assert image.get_attribute("src") != before
+    page.get_by_text("t = 1.00").wait_for(timeout=15_000)  # the caption may arrive in a later delta than the image
     assert page.get_by_text("t = 1.00").count() == 1
     page.get_by_role("button", name="Download the walk (GIF)").wait_for(timeout=15_000)  # the rerun may still be drawing
     screenshot(page, screenshots, "latent-explorer")
