@@ -11,23 +11,24 @@ nav.require_router("home")
 st.title("GAN Playground", anchor=False)
 st.markdown("#### Watch a counterfeiter and the police teach each other, live in your browser.")
 
-left, right = st.columns([1, 1.35], gap="large")
-with left:
-    st.markdown(
-        """
+st.markdown(
+    """
 A **generative adversarial network** is two neural networks in a contest:
 
 - The **generator G** is a *counterfeiter*. It turns random noise **z** into fake "bills" (images, or points).
 - The **discriminator D** is the *police*. It looks at a bill and says how likely it is real.
-
+"""
+)
+# The diagram is wide (about 3:1): beside the text it squeezed the text into a narrow column at 1024 px.
+st.image(str(ASSETS_DIR / "gan_diagram.svg"), width="stretch")
+st.markdown(
+    """
 They train in turns. The police learn to catch the fakes; the counterfeiter learns, from the police's
 own judgement, how to make fakes that pass. Neither sees the rules of the other: each only gets the
 gradient of its own loss. When the counterfeiter wins completely, the police can only guess: every
 bill looks real with probability ½.
 """
-    )
-with right:
-    st.image(str(ASSETS_DIR / "gan_diagram.svg"), width="stretch")
+)
 
 st.subheader("The game in one line", anchor=False)
 st.latex(r"\min_G \max_D \; V(D, G) = \mathbb{E}_{x \sim p_\text{data}}\big[\log D(x)\big]"

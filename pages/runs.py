@@ -64,7 +64,8 @@ if not runs:
     st.info("No saved runs yet. Train one on the **Train** page; it is listed here when it stops.", icon=":material/info:")
 else:
     st.dataframe([numbers(r) for r in runs], hide_index=True, width="stretch",
-                 column_config={"D loss": st.column_config.NumberColumn(format="%.3f"),
+                 column_config={"Name": st.column_config.TextColumn(pinned=True),  # stays in view when the table scrolls
+                                "D loss": st.column_config.NumberColumn(format="%.3f"),
                                 "G loss": st.column_config.NumberColumn(format="%.3f"),
                                 "D(x)": st.column_config.NumberColumn(format="%.2f"),
                                 "D(G(z))": st.column_config.NumberColumn(format="%.2f")})
