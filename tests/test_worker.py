@@ -99,3 +99,39 @@ def test_an_ab_pair_trains_in_one_worker_process(procs):
     pair.stop()
     a, b = read_metadata(pair.a.run_dir), read_metadata(pair.b.run_dir)
     assert a["pair"]["id"] == b["pair"]["id"] and a["pair"]["other"] == pair.b.name and a["step"] == b["step"]
+
+
+SERVER_SCRIPT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from gan_test_utils import tiny
+from gan_core.live import JobManager
+m = JobManager(max_jobs=1, root=Path(sys.argv[1]), view_seconds=0.2, metrics_seconds=60, checkpoint_seconds=0.3,
+               workers="process")
+job = m.submit("s", tiny())
+while job.view().saved_step is None or job.view().step < 5:
+    time.sleep(0.1)
+print(job.worker_pid, job.run_dir, flush=True)
+time.sleep(600)  # killed by the test
+"""
+
+
+def test_a_worker_whose_server_dies_saves_its_run_as_interrupted(tmp_path):
+    """kill -9 of the server: its worker sees the connection close, saves the run and exits; the run reads
+    'interrupted' (not 'stopped', which would say somebody pressed Stop) and loads at its last step."""
+    import subprocess
+    import sys
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(tmp_path / "runs"), str(Path(__file__).parent)],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    try:
+        pid_text, run_dir = server.stdout.readline().split(maxsplit=1)
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        assert wait_until(lambda: process_gone(int(pid_text)), 30), "the worker exits after its server died"
+        meta = read_metadata(Path(run_dir.strip()))
+        assert meta["status"] == "interrupted", meta["status"]
+        assert load_checkpoint(Path(run_dir.strip())).step_count == meta["step"]
+    finally:
+        server.kill()

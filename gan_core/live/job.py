@@ -73,6 +73,7 @@ class Controls:
         self._cond = cond
         self._thread: Optional[threading.Thread] = None
         self._paused, self._stop, self._stop_reason = start_paused, False, ""
+        self.server_lost = False  # a worker whose server went away saves its run as "interrupted", not "stopped"
         self._pending_steps, self._speed, self._last_step = 0, 0.0, 0.0
         # Fair sharing (scheduler.py): the worker's turns at a slot; None when the job trains without sharing.
         self.turns: Optional[Turns] = None

@@ -234,7 +234,8 @@ def finish(job: Job, trainer: Optional[Trainer], writer: Optional[RunWriter], fi
                     except Exception:
                         log.exception("final metrics of job %s failed", job.id)
                 writer.snapshot()
-                save(job, writer, final.value)
+                lost = final == JobState.STOPPED and job.server_lost
+                save(job, writer, "interrupted" if lost else final.value)
             except GanError as exc:
                 message = f"{message} ({exc})"
         if writer is not None:

@@ -177,7 +177,9 @@ def _read_commands(conn: Connection, job: Union[RemoteJob, RemotePair], host: Re
         try:
             message = conn.recv()
         except (EOFError, OSError):  # the server is gone: save and end
-            job.stop(wait=False, reason="stopped: the server went away")
+            for lost in (job, *(job.sides if isinstance(job, RemotePair) else ())):
+                lost.server_lost = True
+            job.stop(wait=False, reason="interrupted: the server went away")
             return
         kind = message[0]
         if kind == "go":
