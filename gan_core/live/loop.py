@@ -121,8 +121,7 @@ class TrainingLoop:
             SideTask("checkpoint", Cadence(seconds=s.checkpoint_seconds, clock=clock), self.checkpoint),
             SideTask("threads", Cadence(seconds=1.0), self.tune_threads),
         ]
-        self.step_seconds = 0.0  # time spent in training steps alone: what the thread tuner compares
-        self.thread_tuner = ThreadTuner(clock=lambda: self.step_seconds)
+        self.thread_tuner = ThreadTuner(clock=lambda: trainer.seconds)  # time in training steps alone
 
     def run(self) -> tuple[JobState, str]:
         """Train until stopped or the budget is used up; returns the final state and its message."""
@@ -159,12 +158,10 @@ class TrainingLoop:
     def advance(self, command: Command) -> None:
         """One training step, recorded, then the side tasks that are due."""
         trainer = self.trainer
-        started = time.perf_counter()
         if command.single and self.job.spec.kind == "points":
             rec, self.frames = split_step(trainer)
         else:
             rec, self.frames = trainer.step(), None
-        self.step_seconds += time.perf_counter() - started
         try:
             self.writer.record(rec)
         except GanError as exc:  # metrics.csv or a grid could not be written: say so, train on

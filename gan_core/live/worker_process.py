@@ -177,7 +177,7 @@ def _read_commands(conn: Connection, job: Union[RemoteJob, RemotePair], host: Re
         try:
             message = conn.recv()
         except (EOFError, OSError):  # the server is gone: save and end
-            for lost in (job, *(job.sides if isinstance(job, RemotePair) else ())):
+            for lost in job.sides if isinstance(job, RemotePair) else (job,):  # the jobs that save a run
                 lost.server_lost = True
             job.stop(wait=False, reason="interrupted: the server went away")
             return
