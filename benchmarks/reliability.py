@@ -35,6 +35,7 @@ from gan_core import get_preset  # noqa: E402
 from gan_core.checkpoint import WEIGHTS_FILE, load_checkpoint, read_metadata  # noqa: E402
 from gan_core.errors import GanError  # noqa: E402
 from gan_core.runs import recover_runs_folder  # noqa: E402
+import reliability_app  # noqa: E402 - the app server's checks (benchmarks/)
 
 
 def peak_rss_mb() -> float:
@@ -151,12 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--skip", nargs="*", default=[], choices=["fuzz", "kills", "resources", "storage"])
-    parser.add_argument("--server-kills", type=int, default=100, help="kill -9 of the app server (0: skip)")
-    parser.add_argument("--sessions", type=int, default=20, help="browser sessions of the load check (0: skip)")
-    parser.add_argument("--preset", default="mnist-dcgan", help="what the load check's students train")
-    parser.add_argument("--window", type=float, default=30.0)
-    parser.add_argument("--watch", type=float, default=60.0)
-    parser.add_argument("--session-timeout", type=float, default=30.0)
+    reliability_app.add_arguments(parser)  # the app server's checks
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gan-reliability-"))
     os.environ["GAN_RUNS_DIR"] = str(work / "runs")
@@ -168,7 +164,6 @@ def main() -> None:
                 rows.append(run())
                 print(f"done: {rows[-1][0]}", file=sys.stderr)
         if args.server_kills or args.sessions:
-            import reliability_app
             rows.extend(reliability_app.run_all(work, args))
     finally:
         shutil.rmtree(work, ignore_errors=True)
