@@ -225,7 +225,7 @@ def build_models(cfg: TrainConfig, shape: tuple[int, ...], num_classes: int = 0)
         d = MLPDiscriminator(cfg.d_width, shape, cfg.dropout, classes, cfg.embed_dim)
     else:
         # batch-norm breaks WGAN-GP's per-sample penalty; spectral norm takes its place as D's normaliser
-        norm = "none" if cfg.loss == "wgan-gp" or cfg.spectral_norm else "batch"
+        norm = "batch" if cfg.d_batchnorm and not (cfg.loss == "wgan-gp" or cfg.spectral_norm) else "none"
         d = DCGANDiscriminator(cfg.d_width, shape, classes, cfg.dropout, norm=norm)
         g.apply(dcgan_init)
         d.apply(dcgan_init)

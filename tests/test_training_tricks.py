@@ -152,3 +152,27 @@ def test_spectral_norm_and_r1_train_and_save(arch, tmp_path):
     save_checkpoint(trainer, tmp_path / "run", {})
     again = load_checkpoint(tmp_path / "run")
     assert torch.equal(again.sample(z=trainer.fixed_noise[:4]), trainer.sample(z=trainer.fixed_noise[:4]))
+
+
+def test_d_without_batchnorm_scores_each_sample_alone_and_old_configs_keep_it(tmp_path):
+    from gan_core import TrainConfig
+    from gan_core.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = PRESETS["mnist-dcgan-2015"].config(g_width=8, d_width=8, batch_size=8)
+    old = cfg.to_dict()
+    del old["d_batchnorm"]  # a config saved before the field existed: the paper's batch-norm D
+    assert TrainConfig.from_dict(old).d_batchnorm
+    with_bn = Trainer(cfg)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in with_bn.D.modules())
+
+    trainer = Trainer(cfg.replace(d_batchnorm=False))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in trainer.D.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in trainer.G.modules())  # G keeps its batch-norm
+    trainer.D.eval()  # (dropout off): a sample's score must not depend on the rest of its batch
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    assert torch.allclose(trainer.D(x)[:2], trainer.D(x[:2]), atol=1e-5)
+    trainer.D.train()
+    for _ in range(2):
+        trainer.step()
+    save_checkpoint(trainer, tmp_path / "run", {})
+    assert not load_checkpoint(tmp_path / "run").config.d_batchnorm

@@ -21,7 +21,7 @@ from .session import has_session_value, manager, session_id, session_value, set_
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 FORM_FIELDS = tuple(FIELDS)  # every field reaches the form: nothing comes silently from the preset
 TOY_PRESETS = [name for name, p in PRESETS.items() if p.overrides.get("arch") == "toy"]
-IMAGE_ONLY = ("arch", "conditional", "embed_dim", "data_dir", "image_size", "channels", "augment")  # fixed for 2D toys
+IMAGE_ONLY = ("arch", "conditional", "embed_dim", "data_dir", "image_size", "channels", "augment", "d_batchnorm")  # fixed for 2D toys
 
 
 def field_help(name: str) -> str:
@@ -233,6 +233,8 @@ def _advanced(w: _Widgets, toy: bool) -> None:
     if not toy:
         w.choice("augment", "Augment what D sees", c3, list(AUGMENTATIONS))
         w.number("embed_dim", "Label embedding size", c2, step=4)
+        c1, c2, c3 = st.columns(3)
+        w.toggle("d_batchnorm", "Batch-norm in D (DCGAN)", c1)
         c1, c2, c3 = st.columns(3)
         c1.text_input("Image folder (dataset = folder)", key=_key(w.prefix, "data_dir"), help=field_help("data_dir"),
                       persist_state="session", disabled=w.locked("data_dir"))
