@@ -114,9 +114,10 @@ def test_channels_last_model_computes_the_same_function():
     assert torch.allclose(got_g, expected_g, atol=1e-5) and torch.allclose(got_d, expected_d, atol=1e-5)
 
 
-def test_joint_real_and_fake_pass_equals_two_passes_without_batchnorm():
-    trainer = small_trainer("mnist-mlp", FP32, dropout=0.0)
-    assert not trainer._d_batchnorm and small_trainer("mnist-dcgan", FP32)._d_batchnorm
+@pytest.mark.parametrize("preset", ["mnist-mlp", "mnist-dcgan"])
+def test_joint_real_and_fake_pass_equals_two_passes_without_batchnorm(preset):
+    trainer = small_trainer(preset, FP32, dropout=0.0)
+    assert not trainer._d_batchnorm and small_trainer("mnist-dcgan-2015", FP32)._d_batchnorm
     real, _ = trainer.data.sample_real(8)
     fake = trainer.sample(8)
     with torch.no_grad():
