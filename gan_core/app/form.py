@@ -233,8 +233,7 @@ def _advanced(w: _Widgets, toy: bool) -> None:
     if not toy:
         w.choice("augment", "Augment what D sees", c3, list(AUGMENTATIONS))
         w.number("embed_dim", "Label embedding size", c2, step=4)
-        c1, c2, c3 = st.columns(3)
-        w.toggle("d_batchnorm", "Batch-norm in D (DCGAN)", c1)
+        w.toggle("d_batchnorm", "Batch-norm in D (DCGAN)", st.columns([2, 1])[0])  # alone in its row: room for the label
         c1, c2, c3 = st.columns(3)
         c1.text_input("Image folder (dataset = folder)", key=_key(w.prefix, "data_dir"), help=field_help("data_dir"),
                       persist_state="session", disabled=w.locked("data_dir"))
