@@ -65,7 +65,8 @@ def test_commands_cross_the_boundary_and_a_finished_runs_process_is_gone(procs):
     assert job.view().step == 0, "a paused run does not train"
     job.step_once()
     assert wait_until(lambda: job.view().step == 1 and job.state == JobState.PAUSED, 30)
-    assert len(job.view().step_frames) == 3, "a 2D step's three frames come back from the worker"
+    # the step's record and its frames travel in separate messages (the frames after): wait for them too
+    assert wait_until(lambda: len(job.view().step_frames) == 3, 10), "a 2D step's three frames come back from the worker"
     job.resume()
     assert wait_until(lambda: job.view().step > 10 and job.view().latest_step > 1, 60)
     pid = job.worker_pid
