@@ -39,7 +39,7 @@ from gan_core.app import charts  # noqa: E402  (plotly only, no Streamlit: the f
 from gan_core.live import JobManager, JobState  # noqa: E402
 from gan_core.live.verdict import score_scale  # noqa: E402
 
-PAGE_POLL_SECONDS = 1.0  # the Train page's live fragment (dashboard.POLL_SECONDS)
+PAGE_POLL_SECONDS = 1.0  # faster than the Train page polls (dashboard.POLL_SECONDS, 2 s): a harder load
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
