@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 import gan_core.trainer as trainer_module
-from gan_core import PRESETS, ConfigError, Trainer
+from gan_core import PRESETS, ConfigError, Trainer, TrainConfig
 from gan_core.augment import BACKGROUND, augment, cutout, translate
+from gan_core.checkpoint import load_checkpoint, save_checkpoint
 from gan_core.losses import r1_penalty
 from gan_core.models import add_spectral_norm
 
@@ -138,7 +139,6 @@ def test_spectral_norm_caps_the_input_gradient_of_d():
 
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 def test_spectral_norm_and_r1_train_and_save(arch, tmp_path):
-    from gan_core.checkpoint import load_checkpoint, save_checkpoint
 
     preset = "mnist-mlp" if arch == "mlp" else "mnist-dcgan"
     cfg = PRESETS[preset].config(g_width=8, d_width=8, batch_size=8, spectral_norm=True, r1_weight=1.0, r1_every=2,
@@ -155,8 +155,6 @@ def test_spectral_norm_and_r1_train_and_save(arch, tmp_path):
 
 
 def test_d_without_batchnorm_scores_each_sample_alone_and_old_configs_keep_it(tmp_path):
-    from gan_core import TrainConfig
-    from gan_core.checkpoint import load_checkpoint, save_checkpoint
 
     cfg = PRESETS["mnist-dcgan-2015"].config(g_width=8, d_width=8, batch_size=8)
     old = cfg.to_dict()
