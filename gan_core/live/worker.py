@@ -7,7 +7,8 @@ shares those pages), forwards the page's commands to it, applies what it streams
 when the process is gone. Worker side (worker_process.py), `worker_main` runs the unchanged `loop.run_job` / `pair.run_pair`
 against `RemoteJob` / `RemotePair`: a `Job` / `PairJob` whose changes are sent as messages and whose
 commands arrive as messages. Workers that share the machine with other runs train at a lower CPU priority
-than the web server ($GAN_WORKER_NICE, default 10), so a class's pages stay responsive; a run alone trains at
+than the web server ($GAN_WORKER_NICE, default 10), and all workers sit in a scheduler group of their own
+(worker_group.py: Linux shares the CPU between sessions first), so a class's pages stay responsive; a run alone trains at
 the server's priority (the browser watching it often shares the cores and would otherwise starve it).
 
 Messages are tuples over one duplex `multiprocessing` connection (picklable values only: a transport
@@ -111,7 +112,7 @@ def context() -> Any:
         if _context is None:
             if "forkserver" in multiprocessing.get_all_start_methods():
                 _context = multiprocessing.get_context("forkserver")
-                _context.set_forkserver_preload([__name__])
+                _context.set_forkserver_preload([__name__, f"{__package__}.worker_group"])
             else:
                 _context = multiprocessing.get_context("spawn")
         return _context
