@@ -139,7 +139,6 @@ def test_spectral_norm_caps_the_input_gradient_of_d():
 
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 def test_spectral_norm_and_r1_train_and_save(arch, tmp_path):
-
     preset = "mnist-mlp" if arch == "mlp" else "mnist-dcgan"
     cfg = PRESETS[preset].config(g_width=8, d_width=8, batch_size=8, spectral_norm=True, r1_weight=1.0, r1_every=2,
                                  augment="translation", loss="hinge", label_smoothing=0.0)
@@ -155,7 +154,6 @@ def test_spectral_norm_and_r1_train_and_save(arch, tmp_path):
 
 
 def test_d_without_batchnorm_scores_each_sample_alone_and_old_configs_keep_it(tmp_path):
-
     cfg = PRESETS["mnist-dcgan-2015"].config(g_width=8, d_width=8, batch_size=8)
     old = cfg.to_dict()
     del old["d_batchnorm"]  # a config saved before the field existed: the paper's batch-norm D
