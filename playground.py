@@ -17,5 +17,5 @@ st.set_page_config(page_title="GAN Playground", page_icon=str(ASSETS_DIR / "icon
 key, page = nav.navigation()
 nav.mark_routed(key)
 session.remember_session()
-sidebar.sidebar_status()
+sidebar.sidebar_status(live_page=nav.page_info(key).live)
 page.run()

@@ -88,7 +88,7 @@ def lab() -> None:
                                 key=f"{PREFIX}_frame{n}", config={"displayModeBar": False})
     elif view.state == JobState.PAUSED:
         st.caption("Press **Step: D, then G** to see one update of each network, before and after.")
+    dashboard.quality_section(view, PREFIX)
 
 
 dashboard.live_fragment(lab, active, key=PREFIX)
-dashboard.quality_fragment(PREFIX, active)

@@ -89,10 +89,10 @@ def live_view() -> None:
                        "violet: D says *fake*. The **2D lab** page shows this plane larger, with slow motion.")
     else:
         dashboard.verdict_panel(view)
+    dashboard.quality_section(view, PREFIX)
 
 
 dashboard.live_fragment(live_view, active, key=PREFIX)
-dashboard.quality_fragment(PREFIX, active)
 
 if view.step > 0 or not active:
     with st.expander("Replay the training so far" if active else "Replay the training", icon=":material/replay:"):

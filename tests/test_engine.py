@@ -304,8 +304,9 @@ def test_interpolation_ends_at_its_endpoints_and_slerp_keeps_norm():
     z0, z1 = trainer.noise(1)[0], trainer.noise(1)[0]
     path = trainer.interpolate(z0, z1, steps=5)
     assert path.shape == (5, 1, 28, 28)
-    assert torch.allclose(path[0], trainer.sample(z=z0[None])[0], atol=1e-5)
-    assert torch.allclose(path[-1], trainer.sample(z=z1[None])[0], atol=1e-5)
+    # 1e-4, not 1e-5: a batch of 5 and a batch of 1 take different conv kernels (1.5e-5 apart on an AMD EPYC)
+    assert torch.allclose(path[0], trainer.sample(z=z0[None])[0], atol=1e-4)
+    assert torch.allclose(path[-1], trainer.sample(z=z1[None])[0], atol=1e-4)
     a, b = torch.randn(256), torch.randn(256)
     mid_s, mid_l = slerp(a, b, 0.5), lerp(a, b, 0.5)
     assert mid_s.norm() > mid_l.norm() * 1.2  # lerp cuts through the low-density middle

@@ -162,3 +162,66 @@ def test_the_sidebar_offers_presenter_mode():
 
     at = app()  # the router's full run draws the sidebar (AppTest's later runs go to the page alone)
     assert [t.key for t in at.sidebar.toggle if t.label == "Presenter mode"] == [PRESENTER_KEY]
+
+
+def test_the_live_refresh_stretches_with_the_servers_runs_and_stays_under_5_s():
+    from gan_core.app.dashboard import POLL_SECONDS, refresh_seconds
+
+    intervals = [refresh_seconds(n) for n in range(0, 101)]
+    assert intervals[:5] == [POLL_SECONDS] * 5, "a few students see their run every 2 s"
+    assert refresh_seconds(8) == 3.0 and refresh_seconds(20) == 4.0
+    assert intervals == sorted(intervals) and max(intervals) < 5, "never more than 5 s between two pictures"
+
+
+def test_a_class_on_the_server_makes_the_train_page_poll_less_often(manager, monkeypatch):  # noqa: F811
+    import streamlit as st
+
+    registered: list[float | None] = []
+    fragment = st.fragment
+
+    def recording(func=None, *, run_every=None):
+        registered.append(run_every)
+        return fragment(func, run_every=run_every)
+
+    monkeypatch.setattr(st, "fragment", recording)
+    at = open_page("pages/train.py")
+    at.selectbox(key="train_preset").set_value("ring8").run()
+    button(at, "Start").click().run()
+    job = session_job(at, manager)
+    assert wait_until(lambda: job.view().step > 0, 60)
+    registered.clear()
+    at.run()
+    assert registered == [2.0], "alone: the dashboard (quality panel included) every 2 s"
+    counts = manager.counts()
+    monkeypatch.setattr(manager, "counts", lambda: {**counts, "running": 1, "queued": 19})  # 19 classmates waiting
+    registered.clear()
+    at.run()
+    assert not at.exception
+    assert registered == [4.0], "with 20 runs: every 4 s"
+    job.stop()
+
+
+def _sidebar_script():
+    import streamlit as st
+
+    from gan_core import PRESETS
+    from gan_core.app import session, sidebar
+
+    if session.current_job() is None:
+        session.manager().submit(session.session_id(), PRESETS["ring8"].config(), preset="ring8")
+    sidebar.sidebar_status(live_page=st.session_state.get("live_page", False))
+
+
+def test_beside_a_live_page_the_sidebar_leaves_the_step_to_the_page(manager):  # noqa: F811
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_sidebar_script, default_timeout=30).run()
+    job = next(iter(manager.active_jobs()))
+    assert wait_until(lambda: job.view().step > 0, 60)
+    at.run()
+    assert any(re.search(r"step [\d,]+", c.value) for c in at.sidebar.caption), "elsewhere the sidebar shows the step"
+    at.session_state["live_page"] = True
+    at.run()
+    captions = [c.value for c in at.sidebar.caption]
+    assert not any(re.search(r"step [\d,]+", c) for c in captions) and any("on this page" in c for c in captions)
+    job.stop()

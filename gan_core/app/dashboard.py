@@ -4,6 +4,7 @@ grids, the 2D lab plot, the police's verdict and the quality panel. Every piece 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Optional
 
 import plotly.graph_objects as go
@@ -18,8 +19,8 @@ from .nav import page_path
 from .session import (current_job, device_text, forget_shared_view, heartbeat, manager, presenter_mode, session_value,
                       set_session_value, shared_view)
 
-POLL_SECONDS = 2.0  # the live pages' refresh: each redraw of the plotly charts costs a browser ~0.3 CPU-s
-QUALITY_POLL_SECONDS = 4.0
+POLL_SECONDS = 2.0  # the live pages' refresh with a few runs on the server (see refresh_seconds)
+HEARTBEAT_SECONDS = 10.0  # the sidebar's poll beside a live page: only the run's heartbeat (its step is on the page)
 STATE_BADGES = {
     JobState.QUEUED: ("queued", "gray"), JobState.LOADING: ("loading", "blue"), JobState.RUNNING: ("training", "green"),
     JobState.PAUSED: ("paused", "orange"), JobState.FINISHED: ("finished", "violet"), JobState.STOPPED: ("stopped", "gray"),
@@ -32,6 +33,22 @@ PRESENTER_SCALE = 1.4  # the live charts this much taller in presenter mode
 def scaled(height: int) -> int:
     """A chart's height: larger in presenter mode."""
     return round(height * PRESENTER_SCALE) if presenter_mode() else height
+
+
+def refresh_seconds(live_runs: int) -> float:
+    """How often the live pages redraw while `live_runs` runs (admitted or queued) are on this server: every
+    POLL_SECONDS with up to 4, 3 s with up to 8, 4 s beyond, so a view is never more than 5 s old. Every
+    redraw costs the server a script run per fragment and the browser a redraw of its plotly charts: 20 tabs
+    of a class at 2 s kept a 2-core server that also held their browsers saturated (page answers p95 5-6 s)."""
+    if live_runs <= 4:
+        return POLL_SECONDS
+    return 3.0 if live_runs <= 8 else 4.0
+
+
+def poll_seconds() -> float:
+    """The live pages' refresh interval now, by the server's load (see `refresh_seconds`)."""
+    counts = manager().counts()
+    return refresh_seconds(counts["running"] + counts["queued"])
 
 
 def plot(figure: go.Figure, key: str) -> None:
@@ -56,7 +73,7 @@ def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, J
     if job is None:
         return None
     heartbeat()
-    view = shared_view(job, "page", 2 * POLL_SECONDS)  # the one the sidebar draws too
+    view = shared_view(job, "page", 2 * polled_every())  # the one the sidebar draws too
     rerun_if_ended(view, key)
     st.markdown(f"### {view.name}")
     job_controls(job, view, key, step_label=step_label)
@@ -86,23 +103,47 @@ def single_run(job: Optional[Job | PairJob]) -> Optional[Job]:
     return None
 
 
-def live_fragment(body: Callable[[], None], active: bool, every: float = POLL_SECONDS, key: str = "") -> None:
-    """Run `body` as a fragment that re-runs every `every` seconds while the run is active. With a `key`,
-    the fragment redraws the whole page once when the run ends (see `rerun_if_ended`)."""
+def live_fragment(body: Callable[[], None], active: bool, key: str = "") -> None:
+    """Run `body` as a fragment that re-runs every `poll_seconds()` while the run is active. With a `key`,
+    the fragment redraws the whole page once when the run ends (see `rerun_if_ended`) and when the server's
+    load calls for another interval (a fragment keeps the interval it was drawn with until the whole page
+    runs again). One fragment per page: each fragment run costs a browser about 40 ms of CPU however
+    little it draws (headless Chromium, 2-core VM), so the quality panel is drawn inside it too
+    (`quality_section`: its charts change only at a metrics pass, and a browser does not redraw a plotly
+    chart whose figure is unchanged)."""
+    every = poll_seconds()
+    set_session_value("_polled_every", every)
     if key:
         set_session_value(f"_was_active_{key}", active)
-    st.fragment(run_every=every if active else None)(body)()
+
+    def polled() -> None:
+        if key and active and _should_change_interval(every):
+            _rerun_app(key)
+        body()
+
+    st.fragment(run_every=every if active else None)(polled)()
 
 
-def quality_fragment(key: str, active: bool) -> None:
-    """The quality panel, polled less often than the dashboard: metrics change every few seconds only."""
-    def body() -> None:
-        job = current_job()
-        view = job.view() if job is not None else None
-        if view is not None and (view.step or view.metrics is not None):
-            quality_panel(view, key)
+INTERVAL_CHANGE_SECONDS = 20.0  # at most one whole-page redraw per this long to follow the server's load
 
-    live_fragment(body, active, QUALITY_POLL_SECONDS)
+
+def _should_change_interval(every: float) -> bool:
+    now = time.monotonic()
+    if poll_seconds() == every or now - session_value("_interval_changed_at", 0.0) < INTERVAL_CHANGE_SECONDS:
+        return False
+    set_session_value("_interval_changed_at", now)
+    return True
+
+
+def polled_every() -> float:
+    """The interval this session's live page was last drawn with (POLL_SECONDS before any)."""
+    return session_value("_polled_every", POLL_SECONDS)
+
+
+def quality_section(view: JobView, key: str) -> None:
+    """The quality panel at the end of a live page's fragment, once there is something to show."""
+    if view.step or view.metrics is not None:
+        quality_panel(view, key)
 
 
 def rerun_if_ended(view: JobView, key: str) -> None:

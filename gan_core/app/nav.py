@@ -22,14 +22,15 @@ class PageInfo:
     icon: str
     section: str
     teacher: bool = False  # exists only on a server with a teacher key ($GAN_TEACHER_KEY)
+    live: bool = False  # draws this session's run live (step, state): the sidebar beside it polls less, shows no step
 
 
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("home", "pages/home.py", "Home", ":material/home:", ""),
-    PageInfo("lessons", "pages/lessons.py", "Lessons", ":material/school:", "Watch it learn"),
-    PageInfo("train", "pages/train.py", "Train", ":material/model_training:", "Watch it learn"),
-    PageInfo("lab", "pages/lab.py", "2D lab", ":material/scatter_plot:", "Watch it learn"),
-    PageInfo("compare", "pages/compare.py", "A/B compare", ":material/compare_arrows:", "Watch it learn"),
+    PageInfo("lessons", "pages/lessons.py", "Lessons", ":material/school:", "Watch it learn", live=True),
+    PageInfo("train", "pages/train.py", "Train", ":material/model_training:", "Watch it learn", live=True),
+    PageInfo("lab", "pages/lab.py", "2D lab", ":material/scatter_plot:", "Watch it learn", live=True),
+    PageInfo("compare", "pages/compare.py", "A/B compare", ":material/compare_arrows:", "Watch it learn", live=True),
     PageInfo("latent", "pages/latent.py", "Latent explorer", ":material/gesture:", "Explore what it learned"),
     PageInfo("class", "pages/class_control.py", "Class control", ":material/category:", "Explore what it learned"),
     PageInfo("runs", "pages/runs.py", "Runs", ":material/folder_open:", "Explore what it learned"),

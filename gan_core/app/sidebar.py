@@ -5,32 +5,38 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .dashboard import POLL_SECONDS, STATE_BADGES
+from .dashboard import HEARTBEAT_SECONDS, STATE_BADGES, poll_seconds
 from .session import PRESENTER_KEY, current_job, device_text, forget_shared_view, heartbeat, manager, shared_view
 
 
-def sidebar_status() -> None:
+def sidebar_status(live_page: bool = False) -> None:
     """Show the presenter toggle and this session's run in the sidebar; keep the run's heartbeat going while
-    it is active. The run's box polls as often as the live pages and draws the same view as they do (see
-    `session.shared_view`), so the sidebar and the page never disagree about the step."""
+    it is active. The run's box polls as often as the live pages (`dashboard.poll_seconds`) and draws the
+    same view as they do (see `session.shared_view`). Beside a `live_page`, which shows the run's state and
+    step itself, the box leaves them to the page and polls only as the heartbeat (every HEARTBEAT_SECONDS):
+    each fragment run costs a browser CPU time however little it draws."""
     forget_shared_view()  # a full run starts from a fresh view: the sidebar builds it, the page reuses it
     job = current_job()
     active = job is not None and job.state.active
+    every = HEARTBEAT_SECONDS if live_page else poll_seconds()
     with st.sidebar:
         st.toggle("Presenter mode", key=PRESENTER_KEY, help="For a projector: hides this sidebar (open it again with "
                   "the arrow at the top left) and draws the charts and sample grids larger.")
-        st.fragment(run_every=POLL_SECONDS if active else None)(_sidebar_body)()
+        st.fragment(run_every=every if active else None)(_sidebar_body)(live_page and active, every)
 
 
-def _sidebar_body() -> None:
+def _sidebar_body(on_the_page: bool, every: float) -> None:
     heartbeat()
     job = current_job()
     load = manager().load()
     with st.container(border=True):
         if job is None:
             st.caption("No run yet in this session.")
+        elif on_the_page:
+            st.markdown("**Your run**")
+            st.caption(f"{job.name}  \nits state and step: on this page")
         else:
-            view = shared_view(job, "sidebar", 2 * POLL_SECONDS)
+            view = shared_view(job, "sidebar", every)
             text, colour = STATE_BADGES[view.state]
             st.markdown(f"**Your run** :{colour}-badge[{text}]")
             position = f", queue position {view.queue_position}" if view.queue_position else ""
