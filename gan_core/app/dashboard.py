@@ -20,7 +20,6 @@ from .session import (current_job, device_text, forget_shared_view, heartbeat, m
                       set_session_value, shared_view)
 
 POLL_SECONDS = 2.0  # the live pages' refresh with a few runs on the server (see refresh_seconds)
-HEARTBEAT_SECONDS = 10.0  # the sidebar's poll beside a live page: only the run's heartbeat (its step is on the page)
 STATE_BADGES = {
     JobState.QUEUED: ("queued", "gray"), JobState.LOADING: ("loading", "blue"), JobState.RUNNING: ("training", "green"),
     JobState.PAUSED: ("paused", "orange"), JobState.FINISHED: ("finished", "violet"), JobState.STOPPED: ("stopped", "gray"),
@@ -73,7 +72,7 @@ def live_run_header(key: str, step_label: str = "Step") -> Optional[tuple[Job, J
     if job is None:
         return None
     heartbeat()
-    view = shared_view(job, "page", 2 * polled_every())  # the one the sidebar draws too
+    view = shared_view(job, "page", 2 * POLL_SECONDS)  # the one the sidebar draws too
     rerun_if_ended(view, key)
     st.markdown(f"### {view.name}")
     job_controls(job, view, key, step_label=step_label)
@@ -112,7 +111,6 @@ def live_fragment(body: Callable[[], None], active: bool, key: str = "") -> None
     (`quality_section`: its charts change only at a metrics pass, and a browser does not redraw a plotly
     chart whose figure is unchanged)."""
     every = poll_seconds()
-    set_session_value("_polled_every", every)
     if key:
         set_session_value(f"_was_active_{key}", active)
 
@@ -133,11 +131,6 @@ def _should_change_interval(every: float) -> bool:
         return False
     set_session_value("_interval_changed_at", now)
     return True
-
-
-def polled_every() -> float:
-    """The interval this session's live page was last drawn with (POLL_SECONDS before any)."""
-    return session_value("_polled_every", POLL_SECONDS)
 
 
 def quality_section(view: JobView, key: str) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .dashboard import HEARTBEAT_SECONDS, STATE_BADGES, poll_seconds
+from .dashboard import STATE_BADGES, poll_seconds
 from .session import PRESENTER_KEY, current_job, device_text, forget_shared_view, heartbeat, manager, shared_view
+
+HEARTBEAT_SECONDS = 10.0  # the box's poll beside a live page: only the run's heartbeat (its step is on the page)
 
 
 def sidebar_status(live_page: bool = False) -> None:
