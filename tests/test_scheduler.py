@@ -193,12 +193,12 @@ def test_queue_mode_is_first_come_first_served(tmp_path):
 
 
 def test_the_admission_cap_comes_from_memory_and_the_refresh_target(monkeypatch):
-    from gan_core.live import manager as manager_module
+    from gan_core.live import settings as settings_module
 
     monkeypatch.delenv("GAN_MAX_ADMITTED", raising=False)
-    monkeypatch.setattr(manager_module, "machine_memory_bytes", lambda: 4 * 2**30)
-    assert manager_module.default_max_admitted(1, 0.25) == 6, "4 GiB x 0.6 / 400 MiB per run"
-    monkeypatch.setattr(manager_module, "machine_memory_bytes", lambda: 64 * 2**30)
-    assert manager_module.default_max_admitted(1, 0.25) == 20, "1 slot x 5 s / 0.25 s quanta"
+    monkeypatch.setattr(settings_module, "machine_memory_bytes", lambda: 4 * 2**30)
+    assert settings_module.default_max_admitted(1, 0.25) == 6, "4 GiB x 0.6 / 400 MiB per run"
+    monkeypatch.setattr(settings_module, "machine_memory_bytes", lambda: 64 * 2**30)
+    assert settings_module.default_max_admitted(1, 0.25) == 20, "1 slot x 5 s / 0.25 s quanta"
     monkeypatch.setenv("GAN_MAX_ADMITTED", "7")
-    assert manager_module.default_max_admitted(1, 0.25) == 7
+    assert settings_module.default_max_admitted(1, 0.25) == 7

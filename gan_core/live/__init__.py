@@ -2,6 +2,7 @@
 admission, fair share of the slots and queue, and what their live views show.
 
     manager.py   JobManager: admission, queue, reaper; get_manager()
+    settings.py  what the server allows: its operator's variables, the machine's cores and memory
     scheduler.py FairShare / Turns: the slots shared round-robin in quanta; the estimated wait
     worker.py    the process boundary: supervise() on the server, worker_main() in the worker, the protocol
     job.py       Job: commands, state and view() for one session's run
@@ -15,7 +16,8 @@ admission, fair share of the slots and queue, and what their live views show.
 
 from .job import Job, JobSettings
 from .pair import PairJob, PairView
-from .manager import JobManager, cpu_cores, get_manager, set_manager
+from .manager import JobManager, get_manager, set_manager
+from .settings import cpu_cores
 from .view import JobState, JobView
 
 __all__ = ["Job", "JobSettings", "JobManager", "PairJob", "PairView", "JobState", "JobView", "cpu_cores", "get_manager", "set_manager"]
